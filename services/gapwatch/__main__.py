@@ -1,0 +1,5 @@
+import sys
+
+from gapwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Adapters at the edge: Kafka, Avro, Redis, reference-data files, metrics."""

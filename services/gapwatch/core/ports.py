@@ -1,0 +1,30 @@
+"""Ports: what the core needs from the outside world, as Protocols.
+
+Adapters implement them (``adapters.redis_store``); tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from gapwatch.core.windows import Bucket
+
+__all__ = ["CountReader", "Freshness"]
+
+
+class Freshness(Protocol):
+    provider_code: str
+    last_event_ms: int | None
+    last_received_ms: int | None
+    events_last_hour: int
+
+
+class CountReader(Protocol):
+    async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
+        """Sum of every field over the buckets of the given ICBs."""
+        ...
+
+    async def freshness(self, now_ms: int) -> Mapping[str, Freshness]: ...
+
+    async def ping(self) -> bool: ...

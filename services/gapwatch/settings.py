@@ -1,0 +1,115 @@
+"""The one settings object. Built only in entry points (cli.py) and passed down.
+
+Environment variables use the prefix ``GAPWATCH_`` and one underscore between section and
+field, so ``GAPWATCH_KAFKA_BOOTSTRAP`` sets ``kafka.bootstrap`` and
+``GAPWATCH_INGEST_CHUNK_MAX_MESSAGES`` sets ``ingest.chunk_max_messages``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gapwatch.core.errors import ConfigError
+
+__all__ = ["Settings", "default_refdata_dir", "repo_root"]
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (services/gapwatch/settings.py -> root)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def default_refdata_dir() -> Path:
+    """``../shared/data`` beside the checkout when it exists, else ``./refdata``."""
+    for candidate in (repo_root().parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return repo_root() / "refdata"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = "gapwatch.encounters.v1"
+    dlq_topic: str = "gapwatch.encounters.dlq"
+    partitions: int = Field(12, ge=1, le=1000)
+    """12 partitions: up to 12 ingest workers, and divisible by 2, 3, 4 and 6 replicas."""
+    replication_factor: int = Field(1, ge=1)
+    group_id: str = "gapwatch-ingest"
+    session_timeout_s: float = Field(10.0, gt=0)
+    """Short because Tansu holds JoinGroup for session.timeout/2 (docs/tansu.md §2)."""
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = Field("gapwatch", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Hash tag for every key (``gw:{namespace}:...``): one slot on Redis Cluster, so the
+    atomic counts-plus-offsets script can touch all its keys."""
+
+
+class IngestSettings(_Section):
+    chunk_max_messages: int = Field(200, ge=1)
+    """Messages per atomic Redis write; 200 x 500-event batches = 100k events."""
+    chunk_within_s: float = Field(0.1, gt=0)
+    """Longest wait to fill a chunk: bounds the latency added at low rates."""
+    hour_retention_days: int = Field(35, ge=1)
+    day_retention_days: int = Field(400, ge=1)
+    future_skew_s: int = Field(900, ge=0)
+    """Events more than 15 minutes in the future are clock errors."""
+    web_port: int = Field(6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    redis_retry_max_s: float = Field(30.0, gt=0)
+    redis_retry_attempts: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _day_outlives_hour(self) -> IngestSettings:
+        if self.day_retention_days < self.hour_retention_days:
+            raise ValueError("day_retention_days must be at least hour_retention_days")
+        return self
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class RefdataSettings(_Section):
+    dir: Path = Field(default_factory=default_refdata_dir)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GAPWATCH_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        frozen=True,
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    refdata: RefdataSettings = RefdataSettings()
+    schemas_dir: Path = Field(default_factory=lambda: repo_root() / "schemas")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.kafka.bootstrap.strip():
+            raise ValueError("kafka.bootstrap must name at least one broker")
+        return self
+
+    def require_refdata(self) -> Path:
+        if not (self.refdata.dir / "iod2025_lsoa21_england.csv.gz").is_file():
+            raise ConfigError(
+                f"reference data not found in {self.refdata.dir}: set GAPWATCH_REFDATA_DIR "
+                "or build it with `gapwatch refdata build`"
+            )
+        return self.refdata.dir

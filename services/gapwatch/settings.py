@@ -7,6 +7,7 @@ field, so ``GAPWATCH_KAFKA_BOOTSTRAP`` sets ``kafka.bootstrap`` and
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +25,10 @@ def repo_root() -> Path:
 
 def default_refdata_dir() -> Path:
     """``../shared/data`` beside the checkout when it exists, else ``./refdata``."""
-    for candidate in (repo_root().parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+    for candidate in (
+        repo_root().parent / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+    ):
         if candidate.is_dir():
             return candidate
     return repo_root() / "refdata"
@@ -59,14 +63,20 @@ class IngestSettings(_Section):
     """Messages per atomic Redis write; 200 x 500-event batches = 100k events."""
     chunk_within_s: float = Field(0.1, gt=0)
     """Longest wait to fill a chunk: bounds the latency added at low rates."""
-    hour_retention_days: int = Field(35, ge=1)
+    hour_retention_days: int = Field(8, ge=1)
+    """Hour buckets are kept 8 days, so 1h, 24h and 7d windows are exact to the hour;
+    longer windows widen their oldest edge to a whole day (reported in the response)."""
     day_retention_days: int = Field(400, ge=1)
+    """Day buckets are kept 400 days; older events are dead-lettered as ``too_late``."""
     future_skew_s: int = Field(900, ge=0)
     """Events more than 15 minutes in the future are clock errors."""
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
-    redis_retry_max_s: float = Field(30.0, gt=0)
     redis_retry_attempts: int = Field(60, ge=1)
+    """Redis write attempts (exponential backoff capped at 5 s) before the worker stops:
+    60 attempts ride out several minutes of Redis downtime."""
+    data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "gapwatch-faust")
+    """faust's working directory (it keeps no state there with the memory store)."""
 
     @model_validator(mode="after")
     def _day_outlives_hour(self) -> IngestSettings:

@@ -94,7 +94,7 @@ class AvroCodec:
         stream = io.BytesIO(payload)
         stream.seek(5)
         try:
-            record = fastavro.schemaless_reader(stream, schema, None)
+            record: Any = fastavro.schemaless_reader(stream, schema, None)
         except Exception as exc:  # fastavro raises many types for corrupt input
             raise DecodeError("undecodable", f"{type(exc).__name__}: {exc}"[:300]) from exc
         if stream.tell() != len(payload):

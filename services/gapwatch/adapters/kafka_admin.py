@@ -7,7 +7,7 @@ All partitions are created up front: Tansu cannot add partitions later
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime, not in the stubs
 
 from gapwatch.core.errors import TransientError
 from gapwatch.settings import KafkaSettings
@@ -46,7 +46,9 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
 
 def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when a broker returns cluster metadata within the timeout."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)}
+    )
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException:

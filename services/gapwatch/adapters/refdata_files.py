@@ -87,8 +87,9 @@ def load_reference_data(directory: Path, *, with_population: bool = True) -> Ref
             continue
         median = known[(len(known) - 1) // 2]
         icb = sorted(Counter(a.icb for a in known).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        resolved[code11] = Area(median.lsoa21, icb, median.imd_rank, median.imd_decile,
-                                median.imd_quintile)
+        resolved[code11] = Area(
+            median.lsoa21, icb, median.imd_rank, median.imd_decile, median.imd_quintile
+        )
         changed.add(code11)
 
     postcodes = {
@@ -96,7 +97,10 @@ def load_reference_data(directory: Path, *, with_population: bool = True) -> Ref
     }
     icbs = {
         r["icb24_ods_code"]: Icb(
-            r["icb24_ods_code"], r["icb24_code"], r["icb24_name"], r["nhser_ods_code"],
+            r["icb24_ods_code"],
+            r["icb24_code"],
+            r["icb24_name"],
+            r["nhser_ods_code"],
             r["nhser_name"],
         )
         for r in _rows(directory, "icbs")
@@ -157,11 +161,11 @@ def _population(
                 icb_cells[(quintile, sex, band)] += people * share
     ethnic: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in _rows(directory, "ethnicity"):
-        area = areas.get(r["lsoa21_code"])
-        if area is None:
+        found = areas.get(r["lsoa21_code"])
+        if found is None:
             continue
         for group in ("white", "mixed", "asian", "black", "other"):
-            ethnic[area.icb][group] += float(r[f"ethnic_group_{group}"])
+            ethnic[found.icb][group] += float(r[f"ethnic_group_{group}"])
     return PopulationTable(
         {k: dict(v) for k, v in cells.items()}, {k: dict(v) for k, v in ethnic.items()}
     )

@@ -12,6 +12,7 @@ from typing import Final
 __all__ = [
     "AGE_BANDS",
     "ETHNIC_GROUPS",
+    "MAX_AGE",
     "SEX_GROUPS",
     "UNKNOWN",
     "age_band",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gapwatch.core.demographics import UNKNOWN, age_band, ethnic_group, sex_group
+from gapwatch.core.demographics import MAX_AGE, UNKNOWN, age_band, ethnic_group, sex_group
 from gapwatch.core.refdata import ReferenceData, normalise_postcode
 
 __all__ = ["Profile", "enrich"]
@@ -41,41 +41,61 @@ class Profile:
 
 
 def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
-    quality: list[str] = []
-    area = None
+    """Groups for one event. Lookups are memoised per code: this runs once per event on
+    the ingest hot path."""
+    quality: tuple[str, ...] = ()
     lsoa = record.get("lsoa_code")
-    postcode = record.get("postcode")
+    resolved: tuple[str, str, str] | None
     if isinstance(lsoa, str) and lsoa:
-        area = ref.areas.get(lsoa.strip().upper())
-        if area is None:
-            quality.append("lsoa_unknown_code")
-    elif isinstance(postcode, str) and postcode:
-        code = ref.postcodes.get(normalise_postcode(postcode))
-        area = ref.areas.get(code) if code else None
-        if area is None:
-            quality.append("postcode_unresolved")
+        resolved = _area_groups(lsoa, ref)
+        if resolved is None:
+            quality = ("lsoa_unknown_code",)
     else:
-        quality.append("residence_missing")
-
-    if area is not None:
-        icb, quintile, decile = area.icb, str(area.imd_quintile), str(area.imd_decile)
-    else:
+        postcode = record.get("postcode")
+        if isinstance(postcode, str) and postcode:
+            code = ref.postcodes.get(normalise_postcode(postcode))
+            resolved = _area_groups(code, ref) if code else None
+            if resolved is None:
+                quality = ("postcode_unresolved",)
+        else:
+            resolved = None
+            quality = ("residence_missing",)
+    if resolved is None:
         trust = ref.trusts.get(str(record.get("provider_code")))
         icb = trust.home_icb if trust is not None and trust.home_icb else UNKNOWN_ICB
-        quintile = decile = UNKNOWN
+        resolved = (icb, UNKNOWN, UNKNOWN)
 
-    ethnic, why = ethnic_group(_str_or_none(record.get("ethnic_category")))
-    if why:
-        quality.append(why)
+    raw = record.get("ethnic_category")
+    ethnic = _ETHNIC.get(raw)
+    if ethnic is None:
+        ethnic = ethnic_group(raw if isinstance(raw, str) else None)
     age = record.get("age_years")
-    band, why = age_band(age if isinstance(age, int) else None)
-    if why:
-        quality.append(why)
-    sex, why = sex_group(_str_or_none(record.get("sex")))
-    if why:
-        quality.append(why)
-    return Profile(icb, quintile, decile, ethnic, band, sex, tuple(quality))
+    if isinstance(age, int) and 0 <= age <= MAX_AGE:
+        band = _AGES[age]
+    else:
+        band = age_band(age if isinstance(age, int) else None)
+    raw = record.get("sex")
+    sex = _SEX.get(raw)
+    if sex is None:
+        sex = sex_group(raw if isinstance(raw, str) else None)
+    for _, why in (ethnic, band, sex):
+        if why is not None:
+            quality = (*quality, why)
+    return Profile(resolved[0], resolved[1], resolved[2], ethnic[0], band[0], sex[0], quality)
 
 
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _area_groups(code: str, ref: ReferenceData) -> tuple[str, str, str] | None:
+    area = ref.areas.get(code) or ref.areas.get(code.strip().upper())
+    if area is None:
+        return None
+    return area.icb, _DIGITS[area.imd_quintile], _DIGITS[area.imd_decile]
+
+
+_DIGITS = tuple(str(i) for i in range(11))
+_ETHNIC: dict[object, tuple[str, str | None]] = {
+    c: ethnic_group(c) for c in [*"ABCDEFGHJKLMNPRSZ", "99"]
+}
+_ETHNIC[None] = ethnic_group(None)
+_SEX: dict[object, tuple[str, str | None]] = {c: sex_group(c) for c in "129X"}
+_SEX[None] = sex_group(None)
+_AGES = tuple(age_band(a) for a in range(MAX_AGE + 1))

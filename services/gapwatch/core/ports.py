@@ -6,14 +6,18 @@ Adapters implement them (``adapters.redis_store``); tests use in-memory fakes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from gapwatch.core.windows import Bucket
 
-__all__ = ["CountReader", "Freshness"]
+__all__ = ["CountReader", "FreshnessRow"]
 
 
-class Freshness(Protocol):
+@dataclass(frozen=True, slots=True)
+class FreshnessRow:
+    """A trust feed's freshness: newest event time, newest write, recent volume."""
+
     provider_code: str
     last_event_ms: int | None
     last_received_ms: int | None
@@ -25,6 +29,6 @@ class CountReader(Protocol):
         """Sum of every field over the buckets of the given ICBs."""
         ...
 
-    async def freshness(self, now_ms: int) -> Mapping[str, Freshness]: ...
+    async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]: ...
 
     async def ping(self) -> bool: ...

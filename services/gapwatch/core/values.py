@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gapwatch.core.counting import total_of
 from gapwatch.core.indicators import BREAKDOWNS, Indicator
 from gapwatch.core.refdata import PopulationTable
 from gapwatch.core.windows import DAY_MS
@@ -61,9 +62,14 @@ def _value(
     icbs: list[str],
     window_ms: int,
 ) -> GroupValue:
-    numerator = counts.get(f"{indicator.numerator}|{by}|{group}", 0)
+    def count(measure: str) -> int:
+        if by == "total":
+            return total_of(counts, measure)
+        return counts.get(f"{measure}|{by}|{group}", 0)
+
+    numerator = count(indicator.numerator)
     if indicator.denominator is not None:
-        denominator = counts.get(f"{indicator.denominator}|{by}|{group}", 0)
+        denominator = count(indicator.denominator)
         value = numerator / denominator if denominator else None
         return GroupValue(group, numerator, float(denominator), value)
     people = population.people(icbs, by, group, indicator.population_ages)

@@ -19,6 +19,8 @@ __all__ = [
     "bucket_start",
     "decompose",
     "parse_duration",
+    "plan",
+    "aligned_window",
     "rolling_window",
 ]
 
@@ -80,6 +82,18 @@ def aligned_window(start_ms: int, end_ms: int) -> Window:
     start = bucket_start(start_ms, HOUR_MS)
     end = bucket_start(end_ms + HOUR_MS - 1, HOUR_MS)
     return Window(start, end)
+
+
+def plan(window: Window, hour_floor_ms: int) -> tuple[Window, list[Bucket]]:
+    """The window actually summed, and its buckets, given hour buckets exist only from
+    ``hour_floor_ms`` on: a ragged edge older than that widens outward to whole days."""
+    start, end = window.start_ms, window.end_ms
+    if start % DAY_MS and start < hour_floor_ms:
+        start = bucket_start(start, DAY_MS)
+    if end % DAY_MS and bucket_start(end, DAY_MS) < hour_floor_ms:
+        end = bucket_start(end, DAY_MS) + DAY_MS
+    widened = Window(start, end)
+    return widened, decompose(widened)
 
 
 def decompose(window: Window) -> list[Bucket]:

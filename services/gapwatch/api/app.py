@@ -1,0 +1,74 @@
+"""``create_app``: the FastAPI application, wired from explicit dependencies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from gapwatch import __version__
+from gapwatch.adapters.metrics import ApiMetrics
+from gapwatch.api.deps import Context
+from gapwatch.api.routes import catalogue, freshness, health, indicators
+from gapwatch.core.errors import TransientError
+from gapwatch.core.ports import CountReader
+from gapwatch.core.refdata import ReferenceData
+from gapwatch.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings,
+    store: CountReader,
+    ref: ReferenceData,
+    *,
+    clock_ms: Callable[[], int] | None = None,
+    broker_check: Callable[[], bool] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await on_shutdown()
+
+    app = FastAPI(
+        title="gapwatch",
+        version=__version__,
+        description="Live health-inequality indicators for NHS integrated care systems: "
+        "counts by IMD quintile, ethnic group, age band and sex from streamed encounters.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = Context(
+        settings=settings,
+        store=store,
+        ref=ref,
+        clock_ms=clock_ms or (lambda: time.time_ns() // 1_000_000),
+        broker_check=broker_check or (lambda: True),
+    )
+    metrics = ApiMetrics.create()
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
+        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(TransientError)
+    async def unavailable(_: Request, exc: TransientError) -> JSONResponse:
+        return JSONResponse({"detail": f"temporarily unavailable: {exc}"}, status_code=503)
+
+    for module in (health, catalogue, indicators, freshness):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,44 @@
+"""``gapwatch api``: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from gapwatch.settings import Settings
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("api", help="serve the HTTP API")
+    parser.add_argument("--port", type=int, default=None, help="port (GAPWATCH_API_PORT)")
+    parser.add_argument("--host", default=None, help="bind address (GAPWATCH_API_HOST)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gapwatch.adapters.kafka_admin import broker_answers
+    from gapwatch.adapters.redis_store import RedisStore
+    from gapwatch.adapters.refdata_files import load_reference_data
+    from gapwatch.api.app import create_app
+
+    ref = load_reference_data(settings.require_refdata())
+    store = RedisStore.from_url(settings.redis.url, settings.redis.namespace)
+    app = create_app(
+        settings,
+        store,
+        ref,
+        broker_check=lambda: broker_answers(settings.kafka.bootstrap),
+        on_shutdown=store.close,
+    )
+    host = args.host or settings.api.host
+    port = args.port if args.port is not None else settings.api.port
+    logger.info("serving api host=%s port=%d", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    return 0

@@ -1,0 +1,205 @@
+"""The HTTP API over an in-memory store: shapes, values and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gapwatch.api.app import create_app
+from gapwatch.core.counting import CountAccumulator
+from gapwatch.core.enrich import Profile
+from gapwatch.core.errors import TransientError
+from gapwatch.core.ports import FreshnessRow
+from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket
+from gapwatch.settings import Settings
+
+NOW = 20_000 * DAY_MS + 10 * HOUR_MS + 30 * 60_000  # 10:30 on a day
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, int, str], Mapping[str, int]] = {}
+        self.down = False
+
+    def add(self, occurred_ms: int, profile: Profile, measures: tuple[str, ...]) -> None:
+        acc = CountAccumulator.empty(hour_cutoff_ms=0)
+        acc.add(occurred_ms, profile, measures)
+        for key, fields in acc.deltas().items():
+            merged = dict(self.buckets.get(key, {}))
+            for name, n in fields.items():
+                merged[name] = merged.get(name, 0) + n
+            self.buckets[key] = merged
+
+    async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
+        if self.down:
+            raise TransientError("redis unavailable: connection refused")
+        out: dict[str, int] = {}
+        for icb in icbs:
+            for b in buckets:
+                for name, n in self.buckets.get((b.granularity, b.start_ms, icb), {}).items():
+                    out[name] = out.get(name, 0) + n
+        return out
+
+    async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]:
+        return {"R0A": FreshnessRow("R0A", now_ms - 30_000, now_ms - 1_000, 12)}
+
+    async def ping(self) -> bool:
+        return not self.down
+
+
+@pytest.fixture()
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture()
+def client(store: MemoryStore, tiny_ref) -> TestClient:
+    app = create_app(Settings(), store, tiny_ref, clock_ms=lambda: NOW, broker_check=lambda: True)
+    return TestClient(app)
+
+
+def _profile(q: str, eth: str = "white", sex: str = "female") -> Profile:
+    return Profile("QOP", q, q, eth, "18-39", sex, ())
+
+
+def test_health_and_readiness(client, store):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    store.down = True
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json() == {"redis": False, "kafka": True}
+
+
+def test_catalogue_lists_indicators_with_breakdowns(client):
+    body = client.get("/v1/indicators").json()
+    by_id = {i["id"]: i for i in body}
+    rate = by_id["ed_attendance_rate"]
+    assert rate["kind"] == "rate" and rate["unit"] == "per 100,000 population per year"
+    assert rate["improvement"] == "lower"
+    groups = {b["id"]: b["groups"] for b in rate["breakdowns"]}
+    assert groups["imd_quintile"] == ["1", "2", "3", "4", "5", "unknown"]
+    assert groups["ethnic_group"] == ["white", "mixed", "asian", "black", "other", "unknown"]
+    assert by_id["outpatient_dna_proportion"]["kind"] == "proportion"
+
+
+def test_icbs_list_ods_and_ons_codes(client):
+    body = client.get("/v1/icbs").json()
+    assert body[1] == {
+        "ods_code": "QOP",
+        "ons_code": "E54000057",
+        "name": "NHS Greater Manchester ICB",
+        "region_ods_code": "Y62",
+        "region_name": "North West",
+    }
+
+
+def test_counts_in_the_window_are_summed_by_group(client, store):
+    store.add(NOW - 2 * HOUR_MS, _profile("1"), ("ed_arrival",))
+    store.add(NOW - 3 * HOUR_MS, _profile("1"), ("ed_arrival",))
+    store.add(NOW - 5 * HOUR_MS, _profile("5"), ("ed_arrival",))
+    store.add(NOW - 30 * HOUR_MS, _profile("5"), ("ed_arrival",))  # outside 24h
+    body = client.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=24h").json()
+    assert body["window"]["start"] == "2024-10-03T11:00:00Z"
+    assert body["window"]["end"] == "2024-10-04T11:00:00Z"
+    numerators = {g["group"]: g["numerator"] for g in body["groups"]}
+    assert numerators == {"1": 2, "2": 0, "3": 0, "4": 0, "5": 1, "unknown": 0}
+    assert body["total"]["numerator"] == 3
+    q1 = body["groups"][0]
+    elapsed_years = (23.5 / 24) / 365.25
+    assert q1["value"] == pytest.approx(2 / (12_000 * elapsed_years) * 100_000)
+    assert body["imd_edition"] == "IoD2025"
+    week = client.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=7d").json()
+    assert week["total"]["numerator"] == 4
+
+
+def test_ons_codes_are_accepted_for_the_icb(client, store):
+    store.add(NOW - HOUR_MS, _profile("2"), ("ed_arrival",))
+    body = client.get("/v1/icbs/E54000057/indicators/ed_attendance_rate?window=24h").json()
+    assert body["icb"] == "QOP"
+    assert body["total"]["numerator"] == 1
+
+
+def test_proportions_by_ethnic_group(client, store):
+    for status_measures, eth in [
+        (("outpatient_outcome", "outpatient_dna"), "black"),
+        (("outpatient_outcome",), "black"),
+        (("outpatient_outcome",), "white"),
+    ]:
+        store.add(NOW - HOUR_MS, _profile("3", eth), status_measures)
+    body = client.get(
+        "/v1/icbs/QOP/indicators/outpatient_dna_proportion?by=ethnic_group&window=24h"
+    ).json()
+    values = {g["group"]: g["value"] for g in body["groups"]}
+    assert values["black"] == 0.5 and values["white"] == 0.0 and values["asian"] is None
+    assert body["total"]["value"] == pytest.approx(1 / 3)
+
+
+def test_explicit_start_and_end(client, store):
+    store.add(NOW - 26 * HOUR_MS, _profile("4"), ("ed_arrival",))
+    start = "2024-10-02T00:00:00Z"
+    body = client.get(
+        f"/v1/icbs/QOP/indicators/ed_attendance_rate?start={start}&end=2024-10-04T00:00:00Z"
+    ).json()
+    assert body["window"]["days"] == 2.0
+    assert body["total"]["numerator"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [
+        ("/v1/icbs/XXX/indicators/ed_attendance_rate", 404, "unknown ICB"),
+        ("/v1/icbs/QOP/indicators/nope", 404, "unknown indicator"),
+        ("/v1/icbs/QOP/indicators/ed_attendance_rate?by=postcode", 422, "unknown breakdown"),
+        ("/v1/icbs/QOP/indicators/ed_attendance_rate?window=3w", 422, "window must look like"),
+        ("/v1/icbs/QOP/indicators/ed_attendance_rate?start=2024-01-01", 422, "both start and end"),
+        ("/v1/icbs/QOP/indicators/ed_attendance_rate?start=yesterday&end=today", 422, "bad start"),
+        (
+            "/v1/icbs/QOP/indicators/ed_attendance_rate?start=2024-02-01&end=2024-01-01",
+            422,
+            "after its start",
+        ),
+    ],
+)
+def test_bad_requests_get_a_clear_message(client, url, status, message):
+    response = client.get(url)
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+
+
+def test_redis_down_gives_503_with_a_message(client, store):
+    store.down = True
+    response = client.get("/v1/icbs/QOP/indicators/ed_attendance_rate")
+    assert response.status_code == 503
+    assert "temporarily unavailable" in response.json()["detail"]
+
+
+def test_freshness_reports_lag_per_trust(client):
+    body = client.get("/v1/freshness").json()
+    assert body == [
+        {
+            "provider_code": "R0A",
+            "provider_name": "MANCHESTER UNIVERSITY NHS FT",
+            "last_event_at": "2024-10-04T10:29:30Z",
+            "last_received_at": "2024-10-04T10:29:59Z",
+            "events_last_hour": 12,
+            "lag_seconds": 30.0,
+        }
+    ]
+
+
+def test_metrics_count_requests_by_route(client):
+    client.get("/v1/indicators")
+    text = client.get("/metrics").text
+    assert (
+        'gapwatch_api_requests_total{method="GET",route="/v1/indicators",status="200"} 1.0' in text
+    )
+    assert "gapwatch_api_request_duration_seconds_bucket" in text
+
+
+def test_openapi_docs_are_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/icbs/{icb}/indicators/{indicator}" in paths

@@ -1,0 +1,216 @@
+"""The whole path with real parts, driven from outside like a trust and an analyst:
+``scripts/stack up`` -> a hand-built Avro producer (not gapwatch's library) -> Tansu ->
+faust ingest -> Redis -> HTTP API, and the dead-letter topic read back."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import httpx
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from gapwatch.adapters.refdata_files import load_reference_data
+from gapwatch.settings import repo_root
+from tests.conftest import need
+from tests.stackenv import stack_env
+
+pytestmark = pytest.mark.integration
+
+ROOT = repo_root()
+SCHEMAS = ROOT / "schemas"
+
+
+@pytest.fixture(scope="module")
+def qop_lsoas(real_refdata_dir: Path) -> dict[str, list[str]]:
+    """Real LSOAs in Greater Manchester (QOP), five per national IMD quintile."""
+    ref = load_reference_data(real_refdata_dir, with_population=False)
+    by_quintile: dict[str, list[str]] = {}
+    for code, area in sorted(ref.areas.items()):
+        if area.icb == "QOP" and code == area.lsoa21:
+            by_quintile.setdefault(str(area.imd_quintile), []).append(code)
+    return {q: codes[:5] for q, codes in by_quintile.items()}
+
+
+@pytest.fixture()
+def stack(broker: str, redis_url: str, namespace: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = stack_env(broker, redis_url, namespace, tmp_path)
+    up = subprocess.run(
+        [str(ROOT / "scripts" / "stack"), "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    try:
+        assert up.returncode == 0, f"stack up failed:\n{up.stdout}\n{up.stderr}\n" + _logs(tmp_path)
+        yield env
+    finally:
+        subprocess.run(
+            [str(ROOT / "scripts" / "stack"), "down"], env=env, timeout=60, capture_output=True
+        )
+
+
+def _logs(run_dir: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (run_dir / "logs").glob("*"))
+
+
+def _frame(schema_id: int, schema: Any, record: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, schema_id))
+    fastavro.schemaless_writer(buf, schema, record)
+    return buf.getvalue()
+
+
+def _event(lsoa: str, now_ms: int, i: int) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "ed_arrival",
+        "occurred_at": now_ms - 1000 * (i % 600),
+        "provider_code": "R0A",
+        "dataset": "ECDS",
+        "person_key": f"pk{i:06d}",
+        "age_years": i % 90,
+        "sex": "12"[i % 2],
+        "ethnic_category": "AHMRZ"[i % 5],
+        "lsoa_code": lsoa,
+    }
+
+
+def test_counts_reach_the_api_exactly_and_bad_messages_reach_the_dlq(stack, qop_lsoas):
+    env = stack
+    event_schema = fastavro.schema.load_schema(str(SCHEMAS / "gapwatch.events.EncounterEvent.avsc"))
+    batch_schema = fastavro.schema.load_schema(str(SCHEMAS / "gapwatch.events.EncounterBatch.avsc"))
+    topic = env["GAPWATCH_KAFKA_TOPIC"]
+    producer = Producer(
+        {
+            "bootstrap.servers": env["GAPWATCH_KAFKA_BOOTSTRAP"],
+            "linger.ms": 5,
+            "enable.idempotence": True,
+        }
+    )
+    now = time.time_ns() // 1_000_000
+    expected: Counter[str] = Counter()
+    events = []
+    quintiles = sorted(qop_lsoas)
+    for i in range(1000):
+        q = quintiles[i % len(quintiles)]
+        events.append(_event(qop_lsoas[q][i % len(qop_lsoas[q])], now, i))
+        expected[q] += 1
+    # 400 as single-event messages, 600 in batches of 100: both wire shapes.
+    for e in events[:400]:
+        producer.produce(topic, _frame(1, event_schema, e), key=b"R0A")
+    for start in range(400, 1000, 100):
+        batch = {"batch_id": None, "events": events[start : start + 100]}
+        producer.produce(topic, _frame(2, batch_schema, batch), key=b"R0A")
+    bad = _malformed(event_schema, now)
+    for payload, _ in bad:
+        producer.produce(topic, payload, key=b"R0A")
+    assert producer.flush(15) == 0
+    sent_at = time.monotonic()
+
+    api = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
+    numerators: dict[str, int] = {}
+    with httpx.Client(base_url=api, timeout=5) as client:
+        while time.monotonic() - sent_at < 10:
+            body = client.get(
+                "/v1/icbs/QOP/indicators/ed_attendance_rate",
+                params={"window": "24h", "by": "imd_quintile"},
+            ).json()
+            numerators = {g["group"]: g["numerator"] for g in body["groups"]}
+            if sum(numerators.values()) >= 1000:
+                break
+            time.sleep(0.2)
+        elapsed = time.monotonic() - sent_at
+        assert numerators == {**{q: expected[q] for q in "12345"}, "unknown": 0}, elapsed
+        assert elapsed < 10
+        assert body["total"]["numerator"] == 1000
+        assert all(g["value"] is not None and g["value"] > 0 for g in body["groups"][:5])
+        eth = client.get(
+            "/v1/icbs/QOP/indicators/ethnicity_unknown_proportion", params={"window": "24h"}
+        ).json()
+        assert eth["total"]["numerator"] == 200 and eth["total"]["denominator"] == 1000
+        fresh = {r["provider_code"]: r for r in client.get("/v1/freshness").json()}
+        assert fresh["R0A"]["events_last_hour"] == 1000
+        api_metrics = client.get("/metrics").text
+
+    letters = _read_dlq(env, expected=len(bad))
+    assert sorted(r for r, _ in letters) == sorted(r for _, r in bad)
+    assert {p for _, p in letters} == {p for p, _ in bad}  # original bytes untouched
+
+    worker = f"http://127.0.0.1:{env['GAPWATCH_INGEST_WEB_PORT']}"
+    worker_metrics = httpx.get(f"{worker}/metrics", timeout=5).text
+    assert _metric(worker_metrics, "gapwatch_events_counted_total") == 1000
+    assert _metric(worker_metrics, "gapwatch_dead_letters_total") == 20
+    assert _metric(worker_metrics, "gapwatch_events_consumed_total") == 1020
+    _promtool_accepts(worker_metrics)
+    _promtool_accepts(api_metrics)
+
+
+def _malformed(event_schema: Any, now: int) -> list[tuple[bytes, str]]:
+    bad: list[tuple[bytes, str]] = []
+    for i in range(5):
+        bad.append((b"not avro at all %d" % i, "undecodable"))
+        bad.append((struct.pack(">bI", 0, 99) + b"\x02\x04", "unknown_schema_id"))
+        event = _event("E01005062", now, i)
+        event["event_id"] = f"not-a-uuid-{i}"
+        bad.append((_frame(1, event_schema, event), "invalid_field"))
+        event = _event("E01005062", now, i)
+        event["provider_code"] = ""
+        bad.append((_frame(1, event_schema, event), "invalid_field"))
+    return bad
+
+
+def _read_dlq(env: dict[str, str], expected: int) -> list[tuple[str, bytes]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": env["GAPWATCH_KAFKA_BOOTSTRAP"],
+            "group.id": f"dlq-reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
+    dlq = env["GAPWATCH_KAFKA_DLQ_TOPIC"]
+    partitions = int(env["GAPWATCH_KAFKA_PARTITIONS"])
+    consumer.assign([TopicPartition(dlq, p, 0) for p in range(partitions)])
+    letters: list[tuple[str, bytes]] = []
+    deadline = time.monotonic() + 20
+    while len(letters) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error():
+            continue
+        headers = {k: v.decode() for k, v in msg.headers()}
+        assert headers["gapwatch.source_topic"] == env["GAPWATCH_KAFKA_TOPIC"]
+        assert int(headers["gapwatch.source_offset"]) >= 0
+        assert headers["gapwatch.error_detail"]
+        letters.append((headers["gapwatch.reason"], msg.value()))
+    consumer.close()
+    assert len(letters) == expected
+    return letters
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def _promtool_accepts(text: str) -> None:
+    promtool = shutil.which("promtool")
+    need(promtool is not None, "promtool not installed (Debian package 'prometheus')")
+    assert promtool is not None
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

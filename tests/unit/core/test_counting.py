@@ -1,0 +1,48 @@
+from gapwatch.core.counting import CountAccumulator, total_of
+from gapwatch.core.enrich import Profile
+from gapwatch.core.windows import DAY_MS, HOUR_MS
+
+D0 = 20_000 * DAY_MS
+P = Profile("QOP", "1", "2", "white", "18-39", "female", ())
+
+
+def test_each_event_adds_one_per_measure_under_every_breakdown():
+    acc = CountAccumulator.empty(hour_cutoff_ms=D0)
+    acc.add(D0 + 5 * HOUR_MS + 10, P, ("ed_arrival",))
+    acc.add(D0 + 5 * HOUR_MS + 20, P, ("ed_arrival",))
+    deltas = acc.deltas()
+    assert set(deltas) == {("d", D0, "QOP"), ("h", D0 + 5 * HOUR_MS, "QOP")}
+    day = deltas[("d", D0, "QOP")]
+    assert day["ed_arrival|imd_quintile|1"] == 2
+    assert day["ed_arrival|imd_decile|2"] == 2
+    assert day["ed_arrival|ethnic_group|white"] == 2
+    assert day["ed_arrival|age_band|18-39"] == 2
+    assert day["ed_arrival|sex|female"] == 2
+    assert day["events|sex|female"] == 2
+    assert deltas[("h", D0 + 5 * HOUR_MS, "QOP")] == day
+
+
+def test_unknown_groups_add_data_quality_measures():
+    acc = CountAccumulator.empty(hour_cutoff_ms=D0)
+    unknown = Profile("QOP", "unknown", "unknown", "unknown", "18-39", "male", ("x",))
+    acc.add(D0, unknown, ())
+    day = acc.deltas()[("d", D0, "QOP")]
+    assert day["ethnicity_unknown|imd_quintile|unknown"] == 1
+    assert day["residence_unknown|sex|male"] == 1
+
+
+def test_old_events_go_to_day_buckets_only():
+    acc = CountAccumulator.empty(hour_cutoff_ms=D0 + 3 * DAY_MS)
+    acc.add(D0 + HOUR_MS, P, ())
+    assert set(acc.deltas()) == {("d", D0, "QOP")}
+
+
+def test_totals_are_sums_over_one_breakdown():
+    acc = CountAccumulator.empty(hour_cutoff_ms=D0)
+    acc.add(D0, P, ("ed_arrival",))
+    acc.add(D0, Profile("QOP", "5", "9", "asian", "80+", "male", ()), ("ed_arrival",))
+    day = acc.deltas()[("d", D0, "QOP")]
+    assert total_of(day, "ed_arrival") == 2
+    assert total_of(day, "events") == 2
+    assert total_of(day, "outpatient_dna") == 0
+    assert sum(v for k, v in day.items() if k.startswith("ed_arrival|imd_quintile|")) == 2

@@ -1,0 +1,65 @@
+# gapwatch: `make demo` runs a live local stack with a demo scenario; `make test` runs the tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+install: $(PY) ## create .venv and install gapwatch with its dev tools
+	$(PY) -m pip install --quiet -e ".[dev]"
+
+fmt: install ## format and fix lint
+	$(VENV)/bin/ruff format services tests scripts
+	$(VENV)/bin/ruff check --fix services tests scripts
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check services tests scripts
+	$(VENV)/bin/ruff format --check services tests scripts
+
+type: install ## mypy --strict on the package
+	$(VENV)/bin/mypy
+
+test: lint type ## lint, types, then every test (unit, API, integration with real Tansu + Redis, e2e)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "integration or not integration"
+
+test-unit: install ## fast tests only (no broker)
+	$(VENV)/bin/pytest -q -m "not integration"
+
+test-integration: install ## integration and end-to-end tests only
+	$(VENV)/bin/pytest -q -m integration
+
+up: install ## start the local stack in the background (scripts/stack up)
+	scripts/stack up
+
+down: ## stop the local stack
+	scripts/stack down
+
+status: ## show the local stack
+	scripts/stack status
+
+demo: install ## live stack + 7 days of history + live events for every ICB; Ctrl-C stops it all
+	scripts/demo
+
+bench: install ## bench-v1 ingest benchmark (prints JSON)
+	$(PY) scripts/bench.py
+
+run-ingest: install ## run an ingest worker in the foreground
+	$(VENV)/bin/gapwatch ingest
+
+run-api: install ## run the API in the foreground
+	$(VENV)/bin/gapwatch api
+
+run-publisher: install ## publish live synthetic events at 200/s
+	$(VENV)/bin/gapwatch publish --rate 200
+
+check: test ## what CI runs
+
+.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench run-ingest run-api run-publisher check

@@ -76,6 +76,7 @@ def main() -> int:
         )
         print(f"live publisher: {LIVE_RATE} events/s (log {log.name})")
         print(f"API docs: {api}/docs   metrics: {api}/metrics   Ctrl-C stops everything\n")
+        time.sleep(10)  # let the worker drain the backfill first
         while True:
             try:
                 print(

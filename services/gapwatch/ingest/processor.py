@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gapwatch.adapters.avro_codec import AvroCodec
-from gapwatch.core.counting import BucketKey, CountAccumulator
+from gapwatch.core.counting import BucketKey
 from gapwatch.core.enrich import enrich
 from gapwatch.core.errors import DecodeError
 from gapwatch.core.measures import measures_for
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits, validate
+from gapwatch.ingest.vector_counting import VectorAccumulator
 
 __all__ = ["ChunkProcessor", "ChunkResult", "DeadLetter", "InMessage", "PartitionTally"]
 
@@ -82,7 +83,7 @@ class ChunkProcessor:
         self._hour_retention_ms = hour_retention_ms
 
     def process(self, messages: Sequence[InMessage], now_ms: int) -> ChunkResult:
-        acc = CountAccumulator.empty(now_ms - self._hour_retention_ms)
+        acc = VectorAccumulator(now_ms - self._hour_retention_ms)
         dead: list[DeadLetter] = []
         tallies: dict[int, PartitionTally] = {}
         quality: Counter[str] = Counter()

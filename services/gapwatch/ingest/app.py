@@ -131,7 +131,9 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
 
     @app.agent(source, concurrency=1, name="ingest")
     async def ingest(stream: Any) -> None:
-        async for events in stream.take_events(ing.chunk_max_messages, ing.chunk_within_s):
+        # noack_take: messages are acknowledged to faust (and so committed to Kafka) only
+        # once their chunk is in Redis, never while its write is still in flight.
+        async for events in stream.noack_take(ing.chunk_max_messages, ing.chunk_within_s):
             messages = [
                 InMessage(
                     e.message.partition,
@@ -141,11 +143,17 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
                 )
                 for e in events
             ]
-            await sink.handle(messages)
+
+            async def ack(chunk: Sequence[Any] = events) -> None:
+                for event in chunk:
+                    await stream.ack(event)
+
+            await sink.handle(messages, on_applied=ack)
             _update_lag(app, sink, metrics)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # faust ships no types
     async def refresh_lag() -> None:
+        sink.raise_if_failed()  # stops the worker if a write gave up while traffic is idle
         _update_lag(app, sink, metrics)
 
     @app.page("/healthz")

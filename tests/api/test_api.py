@@ -61,7 +61,7 @@ def client(store: MemoryStore, tiny_ref) -> TestClient:
 
 
 def _profile(q: str, eth: str = "white", sex: str = "female") -> Profile:
-    return Profile("QOP", q, q, eth, "18-39", sex, ())
+    return Profile("QOP", q, str(2 * int(q)), eth, "18-39", sex, ())
 
 
 def test_health_and_readiness(client, store):

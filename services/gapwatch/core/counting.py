@@ -4,9 +4,11 @@ Per event, the fields to increment depend only on its measures and groups, so th
 names are built once per distinct combination and cached.
 
 A store field is ``"<measure>|<breakdown>|<group>"`` inside the hash of one
-(granularity, bucket start, ICB). There is no separate total: every event falls in
-exactly one group of every breakdown (``unknown`` included), so the total of a measure is
-the sum over the groups of any one breakdown (``total_of``).
+(granularity, bucket start, ICB). Only what cannot be derived is stored: there is no
+total (every event falls in exactly one group of every breakdown, ``unknown`` included,
+so a total is the sum over any one breakdown: ``total_of``) and no IMD quintile (quintile
+q is deciles 2q-1 and 2q: ``read_count``). That keeps the per-event writes to four
+breakdowns.
 
 Hour buckets are written only for events newer than ``hour_cutoff_ms`` (recent data, for
 short windows); every event goes to its day bucket.
@@ -26,6 +28,7 @@ __all__ = [
     "BucketKey",
     "CountAccumulator",
     "field_name",
+    "read_count",
     "split_field",
     "total_of",
 ]
@@ -33,10 +36,22 @@ __all__ = [
 BucketKey = tuple[str, int, str]
 """(granularity "h" or "d", bucket start ms, ICB ODS code)."""
 
-_FieldsKey = tuple[tuple[str, ...], str, str, str, str, str]
+_FieldsKey = tuple[tuple[str, ...], str, str, str, str]
 
-BREAKDOWN_IDS = ("imd_quintile", "imd_decile", "ethnic_group", "age_band", "sex")
+BREAKDOWN_IDS = ("imd_decile", "ethnic_group", "age_band", "sex")
+"""The breakdowns stored per event; the others are derived on read."""
 _TOTAL_VIA = "sex"
+_QUINTILE_DECILES = {str(q): (str(2 * q - 1), str(2 * q)) for q in range(1, 6)}
+
+
+def read_count(counts: Mapping[str, int], measure: str, by: str, group: str) -> int:
+    """A measure's count for one group of any breakdown, stored or derived."""
+    if by == "total":
+        return total_of(counts, measure)
+    if by == "imd_quintile":
+        deciles = _QUINTILE_DECILES.get(group, (group,))
+        return sum(counts.get(f"{measure}|imd_decile|{d}", 0) for d in deciles)
+    return counts.get(f"{measure}|{by}|{group}", 0)
 
 
 def total_of(counts: Mapping[str, int], measure: str) -> int:
@@ -78,7 +93,6 @@ class CountAccumulator:
             measures = (*measures, "residence_unknown")
         key = (
             measures,
-            profile.imd_quintile,
             profile.imd_decile,
             profile.ethnic_group,
             profile.age_band,
@@ -110,16 +124,15 @@ class CountAccumulator:
 
 
 # Bounded by the number of distinct (measures, groups) combinations: about 20 measure
-# sets x 6 x 11 x 6 x 7 x 4 groups at most, far fewer in practice.
+# sets x 11 x 6 x 7 x 4 groups at most, far fewer in practice.
 _FIELDS_CACHE: dict[_FieldsKey, tuple[str, ...]] = {}
 
 
 def _fields(key: _FieldsKey) -> tuple[str, ...]:
-    measures, q, d, eth, age, sex = key
+    measures, d, eth, age, sex = key
     out: list[str] = []
     for m in ("events", *measures):
         out += (
-            f"{m}|imd_quintile|{q}",
             f"{m}|imd_decile|{d}",
             f"{m}|ethnic_group|{eth}",
             f"{m}|age_band|{age}",

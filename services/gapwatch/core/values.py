@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gapwatch.core.counting import total_of
+from gapwatch.core.counting import read_count
 from gapwatch.core.indicators import BREAKDOWNS, Indicator
 from gapwatch.core.refdata import PopulationTable
 from gapwatch.core.windows import DAY_MS
@@ -63,9 +63,7 @@ def _value(
     window_ms: int,
 ) -> GroupValue:
     def count(measure: str) -> int:
-        if by == "total":
-            return total_of(counts, measure)
-        return counts.get(f"{measure}|{by}|{group}", 0)
+        return read_count(counts, measure, by, group)
 
     numerator = count(indicator.numerator)
     if indicator.denominator is not None:

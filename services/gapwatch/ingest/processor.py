@@ -89,7 +89,8 @@ class ChunkProcessor:
         quality: Counter[str] = Counter()
         fresh: dict[str, tuple[int, int]] = {}
         produced: list[int] = []
-        ref, limits = self._ref, self._limits
+        ref, limits, codec = self._ref, self._limits, self._codec
+        add, fresh_get = acc.add, fresh.get  # bound once: this loop runs per event
         for msg in messages:
             tally = tallies.get(msg.partition)
             if tally is None:
@@ -100,7 +101,7 @@ class ChunkProcessor:
             if msg.timestamp_ms:
                 produced.append(msg.timestamp_ms)
             try:
-                decoded = self._codec.decode(msg.value)
+                decoded = codec.decode(msg.value)
             except DecodeError as exc:
                 tally.consumed += 1
                 tally.dead_lettered += 1
@@ -111,11 +112,12 @@ class ChunkProcessor:
             events = decoded.events
             single = len(events) == 1 and decoded.schema_name.endswith("EncounterEvent")
             tally.consumed += len(events)
+            counted = 0
             for index, record in enumerate(events):
                 rejection = validate(record, now_ms, limits)
                 if rejection is not None:
                     tally.dead_lettered += 1
-                    payload = msg.value if single else self._codec.encode_event(record)
+                    payload = msg.value if single else codec.encode_event(record)
                     dead.append(
                         DeadLetter(
                             payload,
@@ -130,14 +132,16 @@ class ChunkProcessor:
                 profile = enrich(record, ref)
                 if profile.quality:
                     quality.update(profile.quality)
-                age = record["age_years"]
                 occurred: int = record["occurred_at"]
-                acc.add(occurred, profile, measures_for(record, age))
-                tally.counted += 1
+                add(occurred, profile, measures_for(record, record["age_years"]))
+                counted += 1
                 provider: str = record["provider_code"]
-                seen = fresh.get(provider)
+                seen = fresh_get(provider)
                 if seen is None:
                     fresh[provider] = (occurred, 1)
+                elif occurred > seen[0]:
+                    fresh[provider] = (occurred, seen[1] + 1)
                 else:
-                    fresh[provider] = (max(seen[0], occurred), seen[1] + 1)
+                    fresh[provider] = (seen[0], seen[1] + 1)
+            tally.counted += counted
         return ChunkResult(acc.deltas(), dead, tallies, quality, fresh, produced)

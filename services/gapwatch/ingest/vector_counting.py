@@ -29,7 +29,7 @@ _BIT: Final = {m: 1 << i for i, m in enumerate(_MEASURE_IDS)}
 _ETH_UNKNOWN: Final = _BIT["ethnicity_unknown"]
 _RES_UNKNOWN: Final = _BIT["residence_unknown"]
 
-# A profile's five groups, in BREAKDOWN_IDS order, as one combined id; the lookup tables
+# A profile's stored groups, in BREAKDOWN_IDS order, as one combined id; the lookup tables
 # turn that id back into each breakdown's group index.
 _GROUP_INDEX: Final = {by: {g: i for i, g in enumerate(BREAKDOWNS[by])} for by in BREAKDOWN_IDS}
 _COMBOS: Final = list(product(*(BREAKDOWNS[by] for by in BREAKDOWN_IDS)))
@@ -72,7 +72,6 @@ class VectorAccumulator:
         self._combos.append(
             _COMBO_ID[
                 (
-                    profile.imd_quintile,
                     profile.imd_decile,
                     profile.ethnic_group,
                     profile.age_band,

@@ -8,7 +8,11 @@ YEAR_MS = int(365.25 * DAY_MS)
 
 
 def test_rates_are_per_100k_per_year_over_the_window(tiny_ref):
-    counts = {"ed_arrival|imd_quintile|1": 120, "ed_arrival|sex|female": 120}
+    counts = {
+        "ed_arrival|imd_decile|1": 70,
+        "ed_arrival|imd_decile|2": 50,
+        "ed_arrival|sex|female": 120,
+    }
     # QOP quintile 1 population: 2 sexes x 6 bands x 1000 = 12,000
     values = compute(
         CATALOGUE["ed_attendance_rate"],
@@ -28,7 +32,7 @@ def test_rates_are_per_100k_per_year_over_the_window(tiny_ref):
 
 
 def test_a_short_window_scales_the_rate_up(tiny_ref):
-    counts = {"ed_arrival|imd_quintile|1": 12}
+    counts = {"ed_arrival|imd_decile|2": 12}
     yearly = (
         compute(
             CATALOGUE["ed_attendance_rate"],
@@ -73,7 +77,7 @@ def test_proportions_divide_by_their_denominator_measure(tiny_ref):
 
 
 def test_under_18_rates_use_the_under_18_population(tiny_ref):
-    counts = {"admission_emergency_u18|imd_quintile|2": 6}
+    counts = {"admission_emergency_u18|imd_decile|3": 6}
     values = compute(
         CATALOGUE["emergency_admission_rate_u18"],
         "imd_quintile",

@@ -30,7 +30,7 @@ def test_every_event_is_counted_or_dead_lettered(codec, tiny_ref, make_event):
         ("unknown_schema_id", 1, 7, None),
     ]
     day_fields = [f for key, f in result.deltas.items() if key[0] == "d"][0]
-    assert day_fields["ed_arrival|imd_quintile|1"] == 4
+    assert day_fields["ed_arrival|imd_decile|1"] == 4
 
 
 def test_a_bad_event_inside_a_batch_is_dead_lettered_alone(codec, tiny_ref, make_event):
@@ -51,7 +51,7 @@ def test_bad_demographics_count_and_record_quality_reasons(codec, tiny_ref, make
     assert result.counted == 1
     assert result.quality == {"sex_invalid": 1, "ethnicity_missing": 1, "lsoa_unknown_code": 1}
     day = [f for key, f in result.deltas.items() if key[0] == "d"][0]
-    assert day["ed_arrival|imd_quintile|unknown"] == 1
+    assert day["ed_arrival|imd_decile|unknown"] == 1
     assert day["ed_arrival|sex|unknown"] == 1
 
 

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from gapwatch.core.errors import ConfigError
 __all__ = [
     "ManagedProcess",
     "free_port",
+    "isolated_env",
     "redis_answers",
     "start_redis",
     "start_tansu",
@@ -135,3 +137,34 @@ def start_redis(port: int, log_path: Path) -> ManagedProcess:
     )
     wait_for_port("127.0.0.1", port)
     return ManagedProcess("redis", process, log_path)
+
+
+def isolated_env(
+    bootstrap: str,
+    redis_url: str,
+    namespace: str,
+    run_dir: Path,
+    *,
+    topic: str | None = None,
+    partitions: int = 4,
+) -> dict[str, str]:
+    """Environment for gapwatch processes that share a broker and Redis with others but
+    nothing else: own topics, consumer group, key namespace, ports and run directory.
+    Session timeout 6 s because Tansu holds JoinGroup for half of it (docs/tansu.md §2)."""
+    topic = topic or f"t-{uuid.uuid4().hex[:8]}.encounters"
+    return {
+        **os.environ,
+        "GAPWATCH_KAFKA_BOOTSTRAP": bootstrap,
+        "GAPWATCH_KAFKA_TOPIC": topic,
+        "GAPWATCH_KAFKA_DLQ_TOPIC": f"{topic}.dlq",
+        "GAPWATCH_KAFKA_GROUP_ID": f"g-{topic}",
+        "GAPWATCH_KAFKA_PARTITIONS": str(partitions),
+        "GAPWATCH_KAFKA_SESSION_TIMEOUT_S": "6",
+        "GAPWATCH_KAFKA_HEARTBEAT_INTERVAL_S": "2",
+        "GAPWATCH_REDIS_URL": redis_url,
+        "GAPWATCH_REDIS_NAMESPACE": namespace,
+        "GAPWATCH_INGEST_WEB_PORT": str(free_port()),
+        "GAPWATCH_INGEST_DATA_DIR": str(run_dir / "faust"),
+        "GAPWATCH_API_PORT": str(free_port()),
+        "GAPWATCH_RUN_DIR": str(run_dir),
+    }

@@ -31,19 +31,22 @@ def _get(url: str) -> Any:
         return json.loads(response.read())
 
 
-def _table(api: str) -> str:
+def _table(api: str) -> tuple[str, bool]:
+    """The table, and whether every ICB has numbers yet."""
     icbs = _get(f"{api}/v1/icbs")
+    complete = True
     rows = [f"{'ICB':5} {'name':52} {'ED 24h':>7} {'Q1 rate':>9} {'Q5 rate':>9} {'Q1/Q5':>6}"]
     for icb in icbs:
         body = _get(f"{api}/v1/icbs/{icb['ods_code']}/indicators/ed_attendance_rate?window=24h")
         groups = {g["group"]: g for g in body["groups"]}
         q1, q5 = groups["1"]["value"], groups["5"]["value"]
         ratio = f"{q1 / q5:6.2f}" if q1 and q5 else "     -"
+        complete = complete and body["total"]["numerator"] > 0
         rows.append(
             f"{icb['ods_code']:5} {icb['name'][:52]:52} {body['total']['numerator']:7d} "
             f"{(q1 or 0):9.0f} {(q5 or 0):9.0f} {ratio}"
         )
-    return "\n".join(rows)
+    return "\n".join(rows), complete
 
 
 def main() -> int:
@@ -76,18 +79,20 @@ def main() -> int:
         )
         print(f"live publisher: {LIVE_RATE} events/s (log {log.name})")
         print(f"API docs: {api}/docs   metrics: {api}/metrics   Ctrl-C stops everything\n")
-        time.sleep(10)  # let the worker drain the backfill first
         while True:
+            complete = False
             try:
+                table, complete = _table(api)
                 print(
                     time.strftime("%H:%M:%S"),
                     "ED attendance rate per 100,000/yr, last 24h, "
                     "by national IMD quintile (1 = most deprived)",
                 )
-                print(_table(api), flush=True)
+                print(table, flush=True)
             except (urllib.error.URLError, OSError, KeyError) as exc:
                 print(f"API not answering yet: {exc}", flush=True)
-            time.sleep(15)
+            # Refresh quickly while the backfill is still being counted.
+            time.sleep(15 if complete else 3)
     except KeyboardInterrupt:
         print("\nstopping ...")
     finally:

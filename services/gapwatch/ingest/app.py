@@ -43,8 +43,9 @@ def _now_ms() -> int:
 class FaustDeadLetters:
     """Produces dead letters through the app's producer and waits for every ack.
 
-    The payload is untouched; headers say why. The letter keeps its source partition
-    number so a trust's rejects stay in order.
+    The payload is untouched; headers say why. Letters keep the source message's key, so
+    one trust's rejects stay in order on one partition of the dead-letter topic (which
+    need not have as many partitions as the source).
     """
 
     def __init__(self, app: faust.App, dlq_topic: str, source_topic: str) -> None:
@@ -71,9 +72,7 @@ class FaustDeadLetters:
             if letter.batch_index is not None:
                 headers.append(("gapwatch.batch_index", str(letter.batch_index).encode()))
             futures.append(
-                await producer.send(
-                    self._topic, None, letter.payload, letter.partition, None, headers
-                )
+                await producer.send(self._topic, letter.key, letter.payload, None, None, headers)
             )
         await asyncio.gather(*futures)
 
@@ -140,6 +139,7 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
                     e.message.offset,
                     int(e.message.timestamp * 1000) if e.message.timestamp else None,
                     e.message.value,
+                    e.message.key,
                 )
                 for e in events
             ]

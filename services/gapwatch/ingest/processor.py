@@ -30,6 +30,8 @@ class InMessage:
     timestamp_ms: int | None
     """Kafka CreateTime: when the producer made the message (for end-to-end latency)."""
     value: bytes
+    key: bytes | None = None
+    """The producer's message key (the trust's code by convention)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class DeadLetter:
     partition: int
     offset: int
     batch_index: int | None
+    key: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -106,7 +109,9 @@ class ChunkProcessor:
                 tally.consumed += 1
                 tally.dead_lettered += 1
                 dead.append(
-                    DeadLetter(msg.value, exc.reason, exc.detail, msg.partition, msg.offset, None)
+                    DeadLetter(
+                        msg.value, exc.reason, exc.detail, msg.partition, msg.offset, None, msg.key
+                    )
                 )
                 continue
             events = decoded.events
@@ -126,6 +131,7 @@ class ChunkProcessor:
                             msg.partition,
                             msg.offset,
                             None if single else index,
+                            msg.key,
                         )
                     )
                     continue

@@ -15,7 +15,7 @@ def test_every_event_is_counted_or_dead_lettered(codec, tiny_ref, make_event):
     messages = [
         InMessage(0, 10, NOW_MS - 5, codec.encode_batch([*good[:2], bad, good[2]])),
         InMessage(0, 11, NOW_MS - 5, codec.encode_event(good[3])),
-        InMessage(1, 7, None, b"\x00\x00\x00\x00\x09xx"),
+        InMessage(1, 7, None, b"\x00\x00\x00\x00\x09xx", b"RRK"),
         InMessage(1, 8, None, codec.encode_event(make_event(event_id="also bad"))),
     ]
     result = _processor(codec, tiny_ref).process(messages, NOW_MS)
@@ -24,6 +24,7 @@ def test_every_event_is_counted_or_dead_lettered(codec, tiny_ref, make_event):
     assert (p0.consumed, p0.counted, p0.dead_lettered) == (5, 4, 1)
     assert (p1.consumed, p1.counted, p1.dead_lettered) == (2, 0, 2)
     reasons = sorted((d.reason, d.partition, d.offset, d.batch_index) for d in result.dead_letters)
+    assert [d.key for d in result.dead_letters if d.offset == 7] == [b"RRK"]
     assert reasons == [
         ("invalid_field", 0, 10, 2),
         ("invalid_field", 1, 8, None),

@@ -67,14 +67,10 @@ from gapwatch.devstack.services import (
     tansu_binary,
     wait_for_port,
 )
+from gapwatch.publisher.mix import DEFAULT_MIX
 from gapwatch.publisher.producer import PRODUCED_AT_HEADER, EncounterProducer, ProducerOptions
-from gapwatch.publisher.scenario import (
-    DEFAULT_MIX,
-    Scenario,
-    ScenarioConfig,
-    ScenarioData,
-    load_scenario_data,
-)
+from gapwatch.publisher.scenario import Scenario, ScenarioConfig
+from gapwatch.publisher.world import ScenarioData, load_scenario_data
 from gapwatch.settings import KafkaSettings, Settings, repo_root
 
 Json = dict[str, Any]

@@ -1,23 +1,15 @@
 """The publisher: trust-side producer library, ``gapwatch publish`` CLI, and seeded
 synthetic scenarios for demos and benchmarks."""
 
+from gapwatch.publisher.mix import DATASET_OF, DEFAULT_MIX, EVENT_TYPES, parse_mix
 from gapwatch.publisher.producer import (
     PRODUCED_AT_HEADER,
     DeliveryStats,
     EncounterProducer,
     ProducerOptions,
 )
-from gapwatch.publisher.scenario import (
-    DATASET_OF,
-    DEFAULT_MIX,
-    EVENT_TYPES,
-    Scenario,
-    ScenarioConfig,
-    ScenarioData,
-    build_scenario_data,
-    load_scenario_data,
-    parse_mix,
-)
+from gapwatch.publisher.scenario import Scenario, ScenarioConfig
+from gapwatch.publisher.world import ScenarioData, build_scenario_data, load_scenario_data
 
 __all__ = [
     "DATASET_OF",

@@ -25,121 +25,31 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from gapwatch.adapters.avro_codec import EVENT_SCHEMA, AvroCodec
+from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.core.errors import ConfigError
-from gapwatch.core.validation import Limits, validate
+from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
+from gapwatch.publisher.feedfile import EventLineParser, read_event_lines
 from gapwatch.settings import Settings
 
 if TYPE_CHECKING:
     from gapwatch.publisher.producer import EncounterProducer
 
-__all__ = ["EventLineParser", "LineError", "read_event_lines", "register"]
+__all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
 BACKFILL_EVENTS_PER_DAY = 20_000
 """Default backfill volume: roughly one large ICS's daily encounters across these data sets."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_BURST = 10_000
 """Live mode never generates more than this between checks for signals and due batches."""
 _EXIT_REJECTED = 1
 _EXIT_UNDELIVERED = 3
-
-
-@dataclass(frozen=True, slots=True)
-class LineError:
-    line: int
-    reason: str
-    """invalid_json, not_an_object, unknown_field, invalid_time, schema, or a
-    ``core.validation`` reason (invalid_field, dataset_mismatch, too_late, ...)."""
-    detail: str
-
-
-class EventLineParser:
-    """Turns one JSON line into an event the ingest would accept, or says why not.
-
-    ``occurred_at`` may be epoch ms or an ISO 8601 time with an offset (a time without
-    one is ambiguous across the clock change, so it is rejected). Unknown fields are
-    rejected rather than silently dropped by the encoder.
-    """
-
-    def __init__(self, codec: AvroCodec, schemas_dir: Path, now_ms: int, limits: Limits) -> None:
-        doc = json.loads((schemas_dir / f"{EVENT_SCHEMA}.avsc").read_text())
-        self._defaults = {f["name"]: f.get("default") for f in doc["fields"]}
-        self._required = [f["name"] for f in doc["fields"] if "default" not in f]
-        # fastavro's enum error ("'x' is not in list") names neither field nor choices.
-        self._symbols = {
-            f["name"]: f["type"]["symbols"]
-            for f in doc["fields"]
-            if isinstance(f["type"], dict) and f["type"].get("type") == "enum"
-        }
-        self._codec = codec
-        self._now_ms = now_ms
-        self._limits = limits
-
-    def parse(self, line_no: int, text: str) -> dict[str, Any] | LineError:
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            return LineError(line_no, "invalid_json", str(exc))
-        if not isinstance(record, dict):
-            return LineError(line_no, "not_an_object", f"a JSON {type(record).__name__}")
-        unknown = sorted(set(record) - set(self._defaults))
-        if unknown:
-            return LineError(line_no, "unknown_field", ", ".join(unknown))
-        occurred = record.get("occurred_at")
-        if isinstance(occurred, str):
-            try:
-                stamp = datetime.fromisoformat(occurred)
-            except ValueError:
-                return LineError(line_no, "invalid_time", f"occurred_at {occurred!r} is not ISO")
-            if stamp.tzinfo is None:
-                return LineError(line_no, "invalid_time", "occurred_at has no UTC offset")
-            record["occurred_at"] = (stamp - _EPOCH) // timedelta(milliseconds=1)
-        elif isinstance(occurred, bool) or not isinstance(occurred, int | None):
-            return LineError(line_no, "invalid_time", "occurred_at must be epoch ms or ISO 8601")
-        missing = [name for name in self._required if record.get(name) is None]
-        if missing:
-            return LineError(line_no, "schema", "missing or null: " + ", ".join(missing))
-        for name, symbols in self._symbols.items():
-            if record[name] not in symbols:
-                return LineError(
-                    line_no, "schema", f"{name} {record[name]!r} is not one of {', '.join(symbols)}"
-                )
-        event = {**self._defaults, **record}
-        try:
-            self._codec.encode_event(event)
-        except Exception as exc:  # fastavro raises ValueError/TypeError/KeyError by field
-            return LineError(line_no, "schema", f"{type(exc).__name__}: {exc}"[:300])
-        rejection = validate(event, self._now_ms, self._limits)
-        if rejection is not None:
-            return LineError(line_no, rejection.reason, rejection.detail)
-        return event
-
-
-def read_event_lines(
-    lines: Iterable[str], parser: EventLineParser
-) -> tuple[list[dict[str, Any]], list[LineError]]:
-    """Parse every non-blank line (numbered from 1); valid events and errors, in order."""
-    events: list[dict[str, Any]] = []
-    errors: list[LineError] = []
-    for line_no, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        result = parser.parse(line_no, text)
-        if isinstance(result, LineError):
-            errors.append(result)
-        else:
-            events.append(result)
-    return events, errors
 
 
 def register(sub: Any) -> None:
@@ -194,13 +104,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     codec = AvroCodec(settings.schemas_dir)
     if args.from_file is not None:
         return _run_file(args, settings, codec)
-    from gapwatch.publisher.scenario import (
-        DEFAULT_MIX,
-        Scenario,
-        ScenarioConfig,
-        load_scenario_data,
-        parse_mix,
-    )
+    from gapwatch.publisher.mix import DEFAULT_MIX, parse_mix
+    from gapwatch.publisher.scenario import Scenario, ScenarioConfig
+    from gapwatch.publisher.world import load_scenario_data
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     config = ScenarioConfig(

@@ -13,69 +13,31 @@ How one event is drawn: event type (by the mix) -> trust (by its estimated size,
 activity) -> age, sex, ethnic category (from that LSOA's census mix) -> type fields.
 Speed matters (bench runs want >= 100k events/s), so every choice is one ``random()``
 and one ``bisect`` over cumulative weights computed once.
+
+The reference data the draws come from is built in ``world``; the event types and mix
+in ``mix``; when backfilled events happen in ``timeline``.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import logging
 import math
 from bisect import bisect
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
-from functools import lru_cache
-from pathlib import Path
 from random import Random
 from statistics import NormalDist
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gapwatch.adapters.refdata_files import FILES, load_reference_data
 from gapwatch.core.errors import ConfigError
-from gapwatch.core.refdata import ReferenceData
-from gapwatch.core.windows import DAY_MS, HOUR_MS
+from gapwatch.publisher.mix import DATASET_OF, DEFAULT_MIX, EVENT_TYPES, normalise_mix
+from gapwatch.publisher.timeline import backfill_slots
+from gapwatch.publisher.world import ScenarioData
 
-__all__ = [
-    "DATASET_OF",
-    "DEFAULT_MIX",
-    "EVENT_TYPES",
-    "Scenario",
-    "ScenarioConfig",
-    "ScenarioData",
-    "build_scenario_data",
-    "load_scenario_data",
-    "parse_mix",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["Scenario", "ScenarioConfig"]
 
 Event = dict[str, Any]
 """One EncounterEvent as the Avro codec takes it (schemas/gapwatch.events.EncounterEvent)."""
 
-EVENT_TYPES: Final = (
-    "ed_arrival",
-    "ed_departure",
-    "admission",
-    "outpatient_appointment",
-    "waiting_list_snapshot",
-)
-DATASET_OF: Final[Mapping[str, str]] = {
-    "ed_arrival": "ECDS",
-    "ed_departure": "ECDS",
-    "admission": "APC",
-    "outpatient_appointment": "OPA",
-    "waiting_list_snapshot": "WLMDS",
-}
-DEFAULT_MIX: Final[Mapping[str, float]] = {
-    "ed_arrival": 0.40,
-    "ed_departure": 0.20,
-    "admission": 0.15,
-    "outpatient_appointment": 0.20,
-    "waiting_list_snapshot": 0.05,
-}
 
 # Activity classes: the unit at which deprivation and age shape who turns up.
 _CLASS_OF_TYPE: Final = {
@@ -124,6 +86,7 @@ _AGE_MISSING: Final = 0.003
 
 # Census 2021 high-level group -> NHS ETHNIC CATEGORY codes, weighted by the England
 # shares of the detailed census groups (Chinese is Asian in the census but R here).
+# Rows follow world._ETHNIC_COLUMNS: White, Mixed, Asian, Black, Other.
 _ETHNIC_CODES: Final = (
     (("A", 0.91), ("B", 0.011), ("C", 0.079)),
     (("D", 0.30), ("E", 0.13), ("F", 0.27), ("G", 0.30)),
@@ -139,169 +102,12 @@ _EMERGENCY_METHODS: Final = (("21", 0.70), ("22", 0.10), ("23", 0.03), ("24", 0.
 _ELECTIVE_METHODS: Final = (("11", 0.55), ("12", 0.15), ("13", 0.30))
 _CANCELLED: Final = (("2", 0.06), ("4", 0.05))
 _ATTENDED: Final = (("5", 0.93), ("6", 0.06), ("7", 0.01))
-
-# Local-time activity by hour 00..23, for backfill timestamps (urgent = ED-like,
-# planned = clinic hours). Relative weights; planned activity at weekends is a tenth.
-_URGENT_BY_HOUR: Final = (2.6, 2.1, 1.8, 1.5, 1.4, 1.5, 2.0, 3.0, 4.6, 5.8, 6.3, 6.3,
-                          6.0, 5.8, 5.6, 5.5, 5.5, 5.6, 5.5, 5.2, 4.8, 4.3, 3.7, 3.1)
-_PLANNED_BY_HOUR: Final = (0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.5, 3.0, 6.0, 6.5, 6.0,
-                           4.0, 5.5, 6.0, 5.5, 4.0, 1.5, 0.3, 0.1, 0.05, 0.05, 0.05, 0.05)
 # fmt: on
-_PLANNED_WEEKEND: Final = 0.1
+
 # Version 4, variant 10xx: the same bits uuid.UUID(int=..., version=4) sets, without
 # building a UUID object (that took a third of the per-event time).
 _UUID_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID_SET: Final = (0x4000 << 64) | (0x8000 << 48)
-_TIME_SHAPE: Final = {  # event type -> (urgent share, hours urgent lags arrival)
-    "ed_arrival": (1.0, 0),
-    "ed_departure": (1.0, 3),
-    "admission": (0.6, 4),
-    "outpatient_appointment": (0.0, 0),
-    "waiting_list_snapshot": (0.0, 0),
-}
-
-
-_ETHNIC_COLUMNS: Final = tuple(
-    f"ethnic_group_{g}" for g in ("white", "mixed", "asian", "black", "other")
-)  # the order of _ETHNIC_CODES
-
-
-@dataclass(frozen=True, slots=True)
-class ScenarioData:
-    """Static tables the generator draws from, built once per reference directory.
-
-    LSOAs are indexed 0..n-1; the per-LSOA tuples share that index.
-    """
-
-    codes: tuple[str, ...]
-    """LSOA 2021 codes in England that have Census 2021 residents."""
-    quintile: tuple[int, ...]
-    """National IMD 2025 quintile, 1 = most deprived."""
-    residents: tuple[int, ...]
-    """Census 2021 usual residents: the weight for placing patients."""
-    ethnic_cum: tuple[tuple[int, ...], ...]
-    """Cumulative census counts White, Mixed, Asian, Black, Other (for ``bisect``)."""
-    lsoas_of_icb: Mapping[str, list[int]]
-    trust_catchment: Mapping[str, tuple[tuple[str, float], ...]]
-    """Open trusts with OHID catchment data -> (ICB, share of patients from it)."""
-    trust_size: Mapping[str, float]
-    """Relative size of each trust, fitted so catchment flows reproduce ICB residents."""
-
-
-@lru_cache(maxsize=4)
-def load_scenario_data(refdata_dir: Path) -> ScenarioData:
-    """Read the reference directory (``Settings.refdata.dir``) once per process."""
-    ref = load_reference_data(refdata_dir, with_population=False)
-    census = list(_csv_rows(refdata_dir / FILES["ethnicity"]))
-    open_trusts = {
-        r["org_code"] for r in _csv_rows(refdata_dir / FILES["trusts"]) if r["is_open"] == "True"
-    }
-    return build_scenario_data(ref, census, open_trusts)
-
-
-def _csv_rows(path: Path) -> Iterator[dict[str, str]]:
-    if not path.is_file():
-        raise ConfigError(f"the synthetic scenario needs {path}")
-    with gzip.open(path, "rt", newline="", encoding="utf-8") as handle:
-        yield from csv.DictReader(handle)
-
-
-def build_scenario_data(
-    ref: ReferenceData, census: Iterable[Mapping[str, str]], open_trusts: set[str] | None = None
-) -> ScenarioData:
-    """Join census residents onto the 2021 LSOAs of ``ref``; keep open trusts with
-    catchment data (all trusts with catchment when ``open_trusts`` is None)."""
-    codes: list[str] = []
-    quintile: list[int] = []
-    residents: list[int] = []
-    ethnic_cum: list[tuple[int, ...]] = []
-    lsoas_of_icb: dict[str, list[int]] = defaultdict(list)
-    for row in census:
-        area = ref.areas.get(row["lsoa21_code"])
-        people = int(row["usual_residents_total"])
-        if area is None or area.lsoa21 != row["lsoa21_code"] or people <= 0:
-            continue  # Welsh, or a 2011 code resolved to a 2021 one (the five groups sum
-            # to the total in every row, PROVENANCE.md section 12)
-        lsoas_of_icb[area.icb].append(len(codes))
-        codes.append(area.lsoa21)
-        quintile.append(area.imd_quintile)
-        residents.append(people)
-        ethnic_cum.append(tuple(int(x) for x in _cum([int(row[c]) for c in _ETHNIC_COLUMNS])))
-    if not codes:
-        raise ConfigError("no English LSOA 2021 has census residents in the reference data")
-    catchment = {
-        t.ods_code: t.catchment
-        for t in ref.trusts.values()
-        if t.catchment and (open_trusts is None or t.ods_code in open_trusts)
-    }
-    icb_people = {icb: float(sum(residents[i] for i in idx)) for icb, idx in lsoas_of_icb.items()}
-    return ScenarioData(
-        tuple(codes),
-        tuple(quintile),
-        tuple(residents),
-        tuple(ethnic_cum),
-        dict(lsoas_of_icb),
-        catchment,
-        _fit_trust_sizes(catchment, icb_people),
-    )
-
-
-def _fit_trust_sizes(
-    catchment: Mapping[str, tuple[tuple[str, float], ...]],
-    icb_people: Mapping[str, float],
-    iterations: int = 100,
-) -> dict[str, float]:
-    """Trust sizes s so that sum over trusts of s x share(ICB) ~ ICB residents.
-
-    OHID gives where each trust's patients come from, not how many it sees; picking
-    trusts uniformly would give a small ICB served by many trusts too many patients.
-    Multiplicative (EM / Richardson-Lucy) updates keep sizes positive and converge to
-    the Poisson fit in well under 100 rounds.
-    """
-    size = dict.fromkeys(catchment, 1.0)
-    for _ in range(iterations):
-        fitted: dict[str, float] = defaultdict(float)
-        for trust, shares in catchment.items():
-            for icb, share in shares:
-                fitted[icb] += size[trust] * share
-        for trust, shares in catchment.items():
-            total = sum(share for _, share in shares)
-            gain = sum(
-                share * icb_people.get(icb, 0.0) / fitted[icb]
-                for icb, share in shares
-                if fitted[icb] > 0
-            )
-            size[trust] *= gain / total if total > 0 else 0.0
-    return size
-
-
-def parse_mix(text: str) -> dict[str, float]:
-    """``"ed_arrival=0.5,admission=0.5"`` -> a mix; unnamed types get 0, then normalised."""
-    mix = dict.fromkeys(EVENT_TYPES, 0.0)
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or name.strip() not in mix:
-            raise ConfigError(
-                f"mix entry {part!r}: expected <event_type>=<weight>, "
-                f"event types {', '.join(EVENT_TYPES)}"
-            )
-        try:
-            mix[name.strip()] = float(value)
-        except ValueError as exc:
-            raise ConfigError(f"mix entry {part!r}: weight is not a number") from exc
-    return _normalise_mix(mix)
-
-
-def _normalise_mix(mix: Mapping[str, float]) -> dict[str, float]:
-    unknown = set(mix) - set(EVENT_TYPES)
-    if unknown:
-        raise ConfigError(f"unknown event types in mix: {sorted(unknown)}")
-    if any(not math.isfinite(v) or v < 0 for v in mix.values()):
-        raise ConfigError("mix weights must be finite and non-negative")
-    total = sum(mix.values())
-    if total <= 0:
-        raise ConfigError("mix weights must not all be zero")
-    return {t: mix.get(t, 0.0) / total for t in EVENT_TYPES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +150,7 @@ class Scenario:
         if not 0.0 <= config.inequality <= 3.0:
             raise ConfigError("inequality must be between 0 and 3 (beyond 3 rates go negative)")
         self._rng = Random(config.seed)
-        self._mix = _normalise_mix(config.mix)
+        self._mix = normalise_mix(config.mix)
         self._data = data
         s = config.inequality
         self._icbs = self._check_icbs(data, config.icbs)
@@ -490,43 +296,11 @@ class Scenario:
     def backfill(self, count: int, days: float, end_ms: int) -> Iterator[Event]:
         """``count`` events over ``[end_ms - days, end_ms)`` in time order, following the
         local-time daily and weekly pattern of each event type; the type mix is kept."""
-        if count < 0 or days <= 0:
-            raise ConfigError("backfill needs count >= 0 and days > 0")
-        start_ms = end_ms - round(days * DAY_MS)
-        zone = _london()
-        slots = []  # (start ms, length ms, weight per event type)
-        # Slots end on whole UTC hours, which are whole local hours in Europe/London.
-        for s in [start_ms, *range(start_ms - start_ms % HOUR_MS + HOUR_MS, end_ms, HOUR_MS)]:
-            length = min(s - s % HOUR_MS + HOUR_MS, end_ms) - s
-            local = datetime.fromtimestamp(s / 1000, zone)
-            slots.append(
-                (s, length, [_time_weight(t, local) * length / HOUR_MS for t in EVENT_TYPES])
+        for slot in backfill_slots(count, days, end_ms, self._mix):
+            type_cum = _cum(slot.weights)
+            times = sorted(
+                slot.start_ms + int(self._rng.random() * slot.length_ms) for _ in range(slot.events)
             )
-        totals = [sum(w[k] for _, _, w in slots) or 1.0 for k in range(len(EVENT_TYPES))]
-        mix = [self._mix[t] / totals[k] for k, t in enumerate(EVENT_TYPES)]
-        slot_weights = [[m * x for m, x in zip(mix, w, strict=True)] for _, _, w in slots]
-        grand = sum(sum(w) for w in slot_weights)
-        done, running = 0, 0.0
-        for (s, length, _), weights in zip(slots, slot_weights, strict=True):
-            running += sum(weights)
-            n = round(count * running / grand) - done
-            done += n
-            type_cum = _cum(weights)
-            times = sorted(s + int(self._rng.random() * length) for _ in range(n))
             for t in times:
                 kind = EVENT_TYPES[bisect(type_cum, self._rng.random() * type_cum[-1])]
                 yield self.event(t, kind)
-
-
-def _time_weight(event_type: str, local: datetime) -> float:
-    urgent, lag = _TIME_SHAPE[event_type]
-    planned = _PLANNED_BY_HOUR[local.hour] * (_PLANNED_WEEKEND if local.weekday() >= 5 else 1)
-    return urgent * _URGENT_BY_HOUR[(local.hour - lag) % 24] + (1 - urgent) * planned
-
-
-def _london() -> tzinfo:
-    try:
-        return ZoneInfo("Europe/London")
-    except ZoneInfoNotFoundError:
-        logger.warning("time zone Europe/London unavailable; backfill pattern uses UTC hours")
-        return UTC

@@ -19,7 +19,8 @@ from typing import Any
 
 from gapwatch.adapters.refdata_files import FILES, OPTIONAL, load_reference_data
 from gapwatch.core.errors import ConfigError
-from gapwatch.refdata.build import LOADER_COLUMNS, BuildReport, Inputs, build
+from gapwatch.refdata.build import BuildReport, Inputs, build
+from gapwatch.refdata.tables import LOADER_COLUMNS
 from gapwatch.settings import Settings
 
 __all__ = ["check_directory", "register"]

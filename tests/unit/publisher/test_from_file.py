@@ -15,7 +15,7 @@ from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
 from gapwatch.publisher import command
-from gapwatch.publisher.command import EventLineParser, LineError, read_event_lines
+from gapwatch.publisher.feedfile import EventLineParser, LineError, read_event_lines
 from gapwatch.settings import Settings, repo_root
 
 SCHEMAS = repo_root() / "schemas"

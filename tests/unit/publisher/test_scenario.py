@@ -20,15 +20,9 @@ from gapwatch.core.measures import measures_for
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits, validate
 from gapwatch.core.windows import DAY_MS
-from gapwatch.publisher.scenario import (
-    DEFAULT_MIX,
-    EVENT_TYPES,
-    Scenario,
-    ScenarioConfig,
-    ScenarioData,
-    load_scenario_data,
-    parse_mix,
-)
+from gapwatch.publisher.mix import DEFAULT_MIX, EVENT_TYPES, parse_mix
+from gapwatch.publisher.scenario import Scenario, ScenarioConfig
+from gapwatch.publisher.world import ScenarioData, load_scenario_data
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 LIMITS = Limits(retention_ms=400 * DAY_MS, future_skew_ms=900_000)

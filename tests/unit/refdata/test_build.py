@@ -21,16 +21,10 @@ import pytest
 
 from gapwatch.adapters.refdata_files import FILES, load_reference_data
 from gapwatch.core.errors import ConfigError
-from gapwatch.refdata.build import (
-    Column,
-    Inputs,
-    Source,
-    SourceError,
-    build,
-    normalise_header,
-    open_records,
-)
+from gapwatch.refdata.build import Inputs, build
 from gapwatch.refdata.command import check_directory, register
+from gapwatch.refdata.readers import open_records
+from gapwatch.refdata.sources import Column, Source, SourceError, normalise_header
 from gapwatch.settings import RefdataSettings, Settings
 
 N = 10

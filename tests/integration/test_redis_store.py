@@ -90,3 +90,27 @@ def test_count_keys_expire_after_their_retention(redis_url, namespace):
     key, hour = run(scenario())
     expire_at = sync_redis.Redis.from_url(redis_url).pexpiretime(key)
     assert expire_at == hour + HOUR_MS + RETENTION["h"]
+
+
+def test_a_hung_redis_fails_fast_instead_of_hanging():
+    """A server that accepts connections but never answers (e.g. a stalled Redis)."""
+    import socket
+
+    from gapwatch.core.errors import TransientError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+
+        async def scenario():
+            store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", "hung", timeout_s=0.5)
+            started = time.monotonic()
+            with pytest.raises(TransientError):
+                await store.sum_counts(["QOP"], [Bucket("d", D0)])
+            alive = await store.ping()
+            return time.monotonic() - started, alive
+
+        elapsed, alive = asyncio.run(scenario())
+    assert not alive
+    assert elapsed < 5

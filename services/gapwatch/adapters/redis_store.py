@@ -101,8 +101,16 @@ class RedisStore:
         self._apply = client.register_script(_APPLY)
 
     @classmethod
-    def from_url(cls, url: str, namespace: str) -> RedisStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), namespace)
+    def from_url(cls, url: str, namespace: str, timeout_s: float = 30.0) -> RedisStore:
+        """``timeout_s`` bounds every call, so a hung Redis becomes a TransientError
+        (the API answers 503 quickly; the worker retries) instead of a hang."""
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=min(timeout_s, 5.0),
+        )
+        return cls(client, namespace)
 
     async def close(self) -> None:
         await self._r.aclose()

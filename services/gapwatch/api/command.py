@@ -29,7 +29,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from gapwatch.api.app import create_app
 
     ref = load_reference_data(settings.require_refdata())
-    store = RedisStore.from_url(settings.redis.url, settings.redis.namespace)
+    # Short: a request waiting on a hung Redis should fail fast with 503.
+    store = RedisStore.from_url(settings.redis.url, settings.redis.namespace, timeout_s=2.0)
     app = create_app(
         settings,
         store,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,3 @@ class AvroCodec:
         if name == BATCH_SCHEMA:
             return Decoded(name, record["events"])
         return Decoded(name, [record])
-
-    def iter_registered(self) -> Iterator[tuple[int, str]]:
-        for schema_id, (name, _) in sorted(self._read.items()):
-            yield schema_id, name

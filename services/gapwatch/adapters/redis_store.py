@@ -27,7 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import FreshnessRow
-from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket, bucket_start
+from gapwatch.core.windows import GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
 
 MINUTE_MS = 60_000
 
@@ -166,8 +166,7 @@ class RedisStore:
             for name, delta in fields.items():
                 flat.append(name)
                 flat.append(delta)
-            size = HOUR_MS if granularity == "h" else DAY_MS
-            expire_at = start + size + retention_ms[granularity]
+            expire_at = start + GRANULARITY_MS[granularity] + retention_ms[granularity]
             buckets.append([self.counts_key(granularity, start, icb), expire_at, flat])
         minute = bucket_start(now_ms, MINUTE_MS)
         fresh = [[provider, last, n] for provider, (last, n) in freshness.items()]

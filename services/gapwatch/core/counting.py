@@ -27,9 +27,7 @@ __all__ = [
     "BREAKDOWN_IDS",
     "BucketKey",
     "CountAccumulator",
-    "field_name",
     "read_count",
-    "split_field",
     "total_of",
 ]
 
@@ -58,15 +56,6 @@ def total_of(counts: Mapping[str, int], measure: str) -> int:
     """A measure's total: the sum over the groups of one breakdown."""
     prefix = f"{measure}|{_TOTAL_VIA}|"
     return sum(v for k, v in counts.items() if k.startswith(prefix))
-
-
-def field_name(measure: str, by: str, group: str) -> str:
-    return f"{measure}|{by}|{group}"
-
-
-def split_field(name: str) -> tuple[str, str, str]:
-    measure, by, group = name.split("|", 2)
-    return measure, by, group
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ core only reads them. Deprivation is always *national* (rank-based, 1 = most dep
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Area", "Icb", "PopulationTable", "ReferenceData", "Trust", "normalise_postcode"]
 
@@ -103,10 +103,6 @@ class ReferenceData:
     icbs: Mapping[str, Icb]
     trusts: Mapping[str, Trust]
     population: PopulationTable
-    imd_deciles: Mapping[str, int] = field(default_factory=dict)
-
-    def area_for(self, lsoa_code: str) -> Area | None:
-        return self.areas.get(lsoa_code)
 
 
 def normalise_postcode(raw: str) -> str:

@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 __all__ = [
     "DAY_MS",
+    "GRANULARITY_MS",
     "HOUR_MS",
     "Bucket",
     "Window",

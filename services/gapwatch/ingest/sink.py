@@ -77,7 +77,6 @@ class IngestSink:
         self._planned: dict[int, int] | None = None
         """Next offset per partition once in-flight writes land; None = reload."""
         self._inflight: asyncio.Task[None] | None = None
-        self.applied_chunks = 0
 
     def next_offsets(self) -> dict[int, int]:
         return dict(self._stored)
@@ -186,7 +185,6 @@ class IngestSink:
         for c in prepared.commits:
             self._stored[c.partition] = c.new_next
         self._record(result, prepared.started_ms, self._clock())
-        self.applied_chunks += 1
 
     async def _with_retries(self, operation: Callable[[], Awaitable[object]]) -> None:
         attempt = 0

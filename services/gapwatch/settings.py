@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,16 @@ class IngestSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    reference_ethnic_group: Literal["white", "mixed", "asian", "black", "other"] = Field(
+        "white", description="the group each ethnic group is compared with in the gap"
+    )
+    sii_repetitions: int = Field(
+        100_000, ge=1000, description="Monte Carlo repetitions for SII/RII limits (PHE: 100,000)"
+    )
+    sii_seed: int = Field(20130101, description="seed of the SII simulation (results repeat)")
+    cache_windows: int = Field(
+        256, ge=1, description="window sums kept in memory, re-read when a bucket changes"
+    )
 
 
 class RefdataSettings(_Section):

@@ -2,66 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import pytest
-from fastapi.testclient import TestClient
 
-from gapwatch.api.app import create_app
-from gapwatch.core.counting import CountAccumulator
-from gapwatch.core.enrich import Profile
-from gapwatch.core.errors import TransientError
-from gapwatch.core.ports import FreshnessRow
-from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket
-from gapwatch.settings import Settings
-
-NOW = 20_000 * DAY_MS + 10 * HOUR_MS + 30 * 60_000  # 10:30 on a day
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.buckets: dict[tuple[str, int, str], Mapping[str, int]] = {}
-        self.down = False
-
-    def add(self, occurred_ms: int, profile: Profile, measures: tuple[str, ...]) -> None:
-        acc = CountAccumulator.empty(hour_cutoff_ms=0)
-        acc.add(occurred_ms, profile, measures)
-        for key, fields in acc.deltas().items():
-            merged = dict(self.buckets.get(key, {}))
-            for name, n in fields.items():
-                merged[name] = merged.get(name, 0) + n
-            self.buckets[key] = merged
-
-    async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
-        if self.down:
-            raise TransientError("redis unavailable: connection refused")
-        out: dict[str, int] = {}
-        for icb in icbs:
-            for b in buckets:
-                for name, n in self.buckets.get((b.granularity, b.start_ms, icb), {}).items():
-                    out[name] = out.get(name, 0) + n
-        return out
-
-    async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]:
-        return {"R0A": FreshnessRow("R0A", now_ms - 30_000, now_ms - 1_000, 12)}
-
-    async def ping(self) -> bool:
-        return not self.down
-
-
-@pytest.fixture()
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture()
-def client(store: MemoryStore, tiny_ref) -> TestClient:
-    app = create_app(Settings(), store, tiny_ref, clock_ms=lambda: NOW, broker_check=lambda: True)
-    return TestClient(app)
-
-
-def _profile(q: str, eth: str = "white", sex: str = "female") -> Profile:
-    return Profile("QOP", q, str(2 * int(q)), eth, "18-39", sex, ())
+from gapwatch.core.windows import HOUR_MS
+from tests.api.conftest import NOW, profile
 
 
 def test_health_and_readiness(client, store):
@@ -97,10 +41,10 @@ def test_icbs_list_ods_and_ons_codes(client):
 
 
 def test_counts_in_the_window_are_summed_by_group(client, store):
-    store.add(NOW - 2 * HOUR_MS, _profile("1"), ("ed_arrival",))
-    store.add(NOW - 3 * HOUR_MS, _profile("1"), ("ed_arrival",))
-    store.add(NOW - 5 * HOUR_MS, _profile("5"), ("ed_arrival",))
-    store.add(NOW - 30 * HOUR_MS, _profile("5"), ("ed_arrival",))  # outside 24h
+    store.add(NOW - 2 * HOUR_MS, profile("1"), ("ed_arrival",))
+    store.add(NOW - 3 * HOUR_MS, profile("1"), ("ed_arrival",))
+    store.add(NOW - 5 * HOUR_MS, profile("5"), ("ed_arrival",))
+    store.add(NOW - 30 * HOUR_MS, profile("5"), ("ed_arrival",))  # outside 24h
     body = client.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=24h").json()
     assert body["window"]["start"] == "2024-10-03T11:00:00Z"
     assert body["window"]["end"] == "2024-10-04T11:00:00Z"
@@ -116,7 +60,7 @@ def test_counts_in_the_window_are_summed_by_group(client, store):
 
 
 def test_ons_codes_are_accepted_for_the_icb(client, store):
-    store.add(NOW - HOUR_MS, _profile("2"), ("ed_arrival",))
+    store.add(NOW - HOUR_MS, profile("2"), ("ed_arrival",))
     body = client.get("/v1/icbs/E54000057/indicators/ed_attendance_rate?window=24h").json()
     assert body["icb"] == "QOP"
     assert body["total"]["numerator"] == 1
@@ -128,7 +72,7 @@ def test_proportions_by_ethnic_group(client, store):
         (("outpatient_outcome",), "black"),
         (("outpatient_outcome",), "white"),
     ]:
-        store.add(NOW - HOUR_MS, _profile("3", eth), status_measures)
+        store.add(NOW - HOUR_MS, profile("3", eth), status_measures)
     body = client.get(
         "/v1/icbs/QOP/indicators/outpatient_dna_proportion?by=ethnic_group&window=24h"
     ).json()
@@ -138,7 +82,7 @@ def test_proportions_by_ethnic_group(client, store):
 
 
 def test_explicit_start_and_end(client, store):
-    store.add(NOW - 26 * HOUR_MS, _profile("4"), ("ed_arrival",))
+    store.add(NOW - 26 * HOUR_MS, profile("4"), ("ed_arrival",))
     start = "2024-10-02T00:00:00Z"
     body = client.get(
         f"/v1/icbs/QOP/indicators/ed_attendance_rate?start={start}&end=2024-10-04T00:00:00Z"

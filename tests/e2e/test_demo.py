@@ -17,7 +17,11 @@ from tests.stackenv import stack_env
 
 pytestmark = pytest.mark.integration
 
-ROW = re.compile(r"^(Q[A-Z0-9]{2})\s.*?\s(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+|-)\s*$")
+# ICB, name, ED arrivals, Q1/Q5 ratio with its 95% CI, SII, assessment against England.
+ROW = re.compile(
+    r"^(Q[A-Z0-9]{2})\s.*?\s(\d+)\s+(-|[\d.]+ \([\d.?]+-[\d.?]+\))\s+(-?\d+|-)"
+    r"\s+(better|similar|worse|not_compared)\s*$"
+)
 
 
 def test_demo_shows_live_numbers_for_every_icb_within_a_minute(

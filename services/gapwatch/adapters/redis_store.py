@@ -4,7 +4,9 @@ Every key starts ``gw:{<namespace>}:`` so on Redis Cluster all of a deployment's
 share one hash slot and the apply script can touch them together.
 
 Keys
-  c:<h|d>:<bucket start ms>:<ICB>   hash  "<measure>|<breakdown>|<group>" -> count
+  c:<h|d>:<bucket start ms>:<ICB>   hash  "<measure>|<breakdown>|<group>" -> count, and
+                                    "~v" -> id of the last write (readers cache on it);
+                                    ICB "ENG" holds England's sums
   offsets                           hash  "<topic>:<partition>" -> next offset to read
   tally                             hash  "<topic>:<partition>:<consumed|counted|...>"
   fresh:event                       hash  provider -> latest occurred_at ms counted
@@ -30,6 +32,7 @@ from gapwatch.core.ports import FreshnessRow
 from gapwatch.core.windows import GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
 
 MINUTE_MS = 60_000
+VERSION_FIELD = "~v"
 
 __all__ = ["FreshnessRow", "OffsetConflict", "PartitionCommit", "RedisStore"]
 
@@ -58,6 +61,7 @@ for _, b in ipairs(p[2]) do
   for i = 1, #fields, 2 do
     redis.call('HINCRBY', key, fields[i], fields[i + 1])
   end
+  redis.call('HSET', key, '~v', p[4][4])
   redis.call('PEXPIREAT', key, b[2])
 end
 local meta = p[4]
@@ -214,9 +218,25 @@ class RedisStore:
             raise TransientError(f"redis unavailable: {exc}") from exc
         total: dict[str, int] = {}
         for fields in results:
+            fields.pop(VERSION_FIELD, None)
             for name, value in fields.items():
                 total[name] = total.get(name, 0) + int(value)
         return total
+
+    async def bucket_versions(
+        self, icbs: Sequence[str], buckets: Sequence[Bucket]
+    ) -> list[str | None]:
+        """The id of the last write to each (ICB, bucket), ICB-major; None if never
+        written. Cheap (one small field per bucket), so readers can cache sums on it."""
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for icb in icbs:
+                    for b in buckets:
+                        pipe.hget(self.counts_key(b.granularity, b.start_ms, icb), VERSION_FIELD)
+                versions: list[str | None] = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        return versions
 
     async def freshness(self, now_ms: int) -> dict[str, FreshnessRow]:
         """Per provider: latest event time, latest write, events received in the last

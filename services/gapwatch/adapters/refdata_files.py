@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from gapwatch.core.demographics import age_band
+from gapwatch.core.demographics import age_band, esp_band
 from gapwatch.core.errors import ConfigError
 from gapwatch.core.refdata import (
     Area,
@@ -139,7 +139,7 @@ _SEX_OF = {"M": "male", "F": "female"}
 def _population(
     directory: Path, parts: dict[str, list[str]], areas: dict[str, Area]
 ) -> PopulationTable:
-    bands = [age_band(a)[0] for a in range(90)] + ["80+"]
+    bands = [(age_band(a)[0], esp_band(a)) for a in range(90)] + [("80+", "90+")]
     columns = [f"age_{a}" for a in range(90)] + ["age_90_plus"]
     cells: dict[str, dict[PopCell, float]] = defaultdict(lambda: defaultdict(float))
     for r in _rows(directory, "population"):
@@ -151,14 +151,14 @@ def _population(
             continue
         share = 1.0 / len(targets)
         sex = _SEX_OF[r["sex"]]
-        by_band: dict[str, float] = defaultdict(float)
-        for band, column in zip(bands, columns, strict=True):
-            by_band[band] += float(r[column])
+        by_band: dict[tuple[str, str], float] = defaultdict(float)
+        for pair, column in zip(bands, columns, strict=True):
+            by_band[pair] += float(r[column])
         for area in targets:
             icb_cells = cells[area.icb]
-            quintile = str(area.imd_quintile)
-            for band, people in by_band.items():
-                icb_cells[(quintile, sex, band)] += people * share
+            decile = str(area.imd_decile)
+            for (band, esp), people in by_band.items():
+                icb_cells[(decile, sex, band, esp)] += people * share
     ethnic: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in _rows(directory, "ethnicity"):
         found = areas.get(r["lsoa21_code"])

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 
 from gapwatch import __version__
 from gapwatch.adapters.metrics import ApiMetrics
+from gapwatch.api.answers import ResponseCache
+from gapwatch.api.count_cache import WindowSums
 from gapwatch.api.deps import Context
 from gapwatch.api.routes import catalogue, freshness, health, indicators
 from gapwatch.core.errors import TransientError
@@ -49,6 +51,8 @@ def create_app(
         ref=ref,
         clock_ms=clock_ms or (lambda: time.time_ns() // 1_000_000),
         broker_check=broker_check or (lambda: True),
+        sums=WindowSums(store, settings.api.cache_windows),
+        responses=ResponseCache(),
     )
     metrics = ApiMetrics.create()
     app.state.metrics = metrics

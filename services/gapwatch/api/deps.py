@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gapwatch.api.answers import ResponseCache
+from gapwatch.api.count_cache import WindowSums
 from gapwatch.core.ports import CountReader
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.settings import Settings
@@ -22,6 +24,8 @@ class Context:
     ref: ReferenceData
     clock_ms: Callable[[], int]
     broker_check: Callable[[], bool]
+    sums: WindowSums
+    responses: ResponseCache
 
 
 def _context(request: Request) -> Context:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "BenchmarkOut",
     "BreakdownOut",
+    "EthnicComparisonOut",
+    "EthnicGapOut",
+    "ImdGapOut",
+    "IntervalOut",
     "FreshnessOut",
     "GroupOut",
     "IcbOut",
@@ -53,6 +60,12 @@ class WindowOut(BaseModel):
     days: float = Field(description="days of the window already elapsed (rates use this)")
 
 
+class IntervalOut(BaseModel):
+    confidence: float = Field(description="e.g. 0.95 or 0.998")
+    lower: float | None
+    upper: float | None
+
+
 class GroupOut(BaseModel):
     group: str
     numerator: int
@@ -60,21 +73,93 @@ class GroupOut(BaseModel):
         description="events (proportions) or resident population (rates); null if none"
     )
     value: float | None = Field(
-        description="per 100,000 population per year (rates) or 0-1 (proportions)"
+        description="per 100,000 population per year (rates; a DSR when standardised) or "
+        "0-1 (proportions); null when there is no denominator or a DSR is suppressed"
     )
+    lower95: float | None = Field(description="lower 95% confidence limit")
+    upper95: float | None = Field(description="upper 95% confidence limit")
+    intervals: list[IntervalOut] = Field(description="limits at every requested confidence")
+    method: str = Field(description="PHE method of the limits: Wilson, Exact, Byars, Dobson")
+    note: str | None = Field(None, description="why a value is missing or what it leaves out")
+
+
+class ImdGapOut(BaseModel):
+    """Most vs least deprived, and the slope and relative index of inequality."""
+
+    kind: Literal["imd"] = "imd"
+    most_deprived: str = Field(description="group 1: IMD quintile/decile 1")
+    least_deprived: str = Field(description="IMD quintile 5 or decile 10")
+    confidence: float
+    absolute: float | None = Field(description="most deprived minus least deprived")
+    absolute_lower: float | None
+    absolute_upper: float | None
+    ratio: float | None = Field(description="most deprived over least deprived")
+    ratio_lower: float | None
+    ratio_upper: float | None
+    sii: float | None = Field(
+        description="slope index of inequality, in the indicator's unit: the modelled "
+        "value at the least deprived end minus the most deprived end (PHE convention)"
+    )
+    sii_lower: float | None
+    sii_upper: float | None
+    rii: float | None = Field(description="relative index of inequality")
+    rii_lower: float | None
+    rii_upper: float | None
+    note: str | None = Field(None, description="why the SII/RII is missing, if it is")
+    method: list[str]
+
+
+class EthnicComparisonOut(BaseModel):
+    group: str
+    difference: float | None = Field(description="this group minus the reference group")
+    difference_lower: float | None
+    difference_upper: float | None
+    ratio: float | None = Field(description="this group over the reference group")
+    ratio_lower: float | None
+    ratio_upper: float | None
+
+
+class EthnicGapOut(BaseModel):
+    kind: Literal["ethnic_group"] = "ethnic_group"
+    reference: str
+    confidence: float
+    comparisons: list[EthnicComparisonOut]
+    method: list[str]
+
+
+class BenchmarkOut(BaseModel):
+    area: str = Field(description="the comparator, England")
+    value: float | None
+    lower95: float | None
+    upper95: float | None
+    significance: str = Field(
+        description="PHE funnel label of this area vs the comparator: High/Low (0.025) "
+        "outside 95%, High/Low (0.001) outside 99.8%, Not significant"
+    )
+    assessment: Literal["better", "similar", "worse", "not_compared"]
+    method: str
 
 
 class IndicatorValuesOut(BaseModel):
-    icb: str
-    icb_name: str
+    area_type: Literal["icb", "region", "england"]
+    area: str = Field(description="ICB or region ODS code, or E92000001 for England")
+    area_name: str
+    icb: str | None = Field(description="the ICB's ODS code (ICB responses only)")
+    icb_name: str | None
     indicator: str
     title: str
     kind: str
     unit: str
     by: str
+    standardised: bool = Field(description="values are ESP2013 age-standardised rates (DSRs)")
+    confidence: list[float] = Field(description="levels of the limits in each group")
     window: WindowOut
     groups: list[GroupOut]
     total: GroupOut
+    gap: ImdGapOut | EthnicGapOut | None = Field(
+        description="inequality between groups (IMD and ethnic-group breakdowns)"
+    )
+    benchmark: BenchmarkOut | None = Field(description="this area's total against England")
     as_of: str
     imd_edition: str
     geography: str

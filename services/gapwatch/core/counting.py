@@ -10,6 +10,15 @@ so a total is the sum over any one breakdown: ``total_of``) and no IMD quintile 
 q is deciles 2q-1 and 2q: ``read_count``). That keeps the per-event writes to four
 breakdowns.
 
+Numerators of rates are also counted once per event in a cross of IMD quintile, sex and
+ESP2013 age band (field ``"<measure>|esp|<quintile>/<sex>/<band>"``): what a directly
+age-standardised rate needs for any IMD quintile or sex group, and the total
+(``esp_counts``). Quintiles rather than deciles keep the hashes small: that cross alone
+can hold 6 x 4 x 20 fields per measure.
+
+Every bucket is also summed into an England bucket (``ENGLAND``, see ``with_england``)
+at write time, so an England comparator costs one ICB's read, not 42.
+
 Hour buckets are written only for events newer than ``hour_cutoff_ms`` (recent data, for
 short windows); every event goes to its day bucket.
 """
@@ -20,25 +29,85 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gapwatch.core.demographics import ESP_BANDS, SEX_GROUPS, UNKNOWN
 from gapwatch.core.enrich import Profile
+from gapwatch.core.indicators import BREAKDOWNS, CATALOGUE
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 
 __all__ = [
     "BREAKDOWN_IDS",
+    "ESP_CELLS",
+    "STANDARDISED_MEASURES",
+    "ENGLAND",
     "BucketKey",
     "CountAccumulator",
+    "esp_counts",
+    "esp_field",
     "read_count",
     "total_of",
+    "with_england",
 ]
 
 BucketKey = tuple[str, int, str]
 """(granularity "h" or "d", bucket start ms, ICB ODS code)."""
 
-_FieldsKey = tuple[tuple[str, ...], str, str, str, str]
+_FieldsKey = tuple[tuple[str, ...], str, str, str, str, str, str]
 
 BREAKDOWN_IDS = ("imd_decile", "ethnic_group", "age_band", "sex")
 """The breakdowns stored per event; the others are derived on read."""
 _TOTAL_VIA = "sex"
+
+STANDARDISED_MEASURES = frozenset(i.numerator for i in CATALOGUE.values() if i.kind == "rate")
+"""Measures counted by (IMD quintile, sex, ESP2013 band) for age-standardised rates."""
+ESP_CELLS: tuple[tuple[str, str, str], ...] = tuple(
+    (q, sex, band)
+    for q in BREAKDOWNS["imd_quintile"]
+    for sex in SEX_GROUPS
+    for band in (*ESP_BANDS, UNKNOWN)
+)
+"""Every (quintile, sex, ESP band) an event can fall in, unknowns included."""
+
+ENGLAND = "ENG"
+"""The ICB slot of the England buckets: the sum of every ICB's bucket."""
+
+
+def esp_field(measure: str, quintile: str, sex: str, band: str) -> str:
+    return f"{measure}|esp|{quintile}/{sex}/{band}"
+
+
+def with_england(deltas: dict[BucketKey, Counter[str]]) -> dict[BucketKey, Counter[str]]:
+    """Add to ``deltas`` each bucket's England total (events with no ICB are left out:
+    England is the sum of its ICBs)."""
+    england: dict[BucketKey, Counter[str]] = {}
+    for (granularity, start, icb), fields in deltas.items():
+        if icb in (ENGLAND, UNKNOWN):
+            continue
+        total = england.get((granularity, start, ENGLAND))
+        if total is None:
+            total = england[(granularity, start, ENGLAND)] = Counter()
+        total.update(fields)
+    deltas.update(england)
+    return deltas
+
+
+def esp_counts(counts: Mapping[str, int], measure: str, by: str, group: str) -> dict[str, int]:
+    """A standardised measure's count per ESP2013 band for one group of ``total``,
+    ``imd_quintile`` or ``sex`` (band ``unknown``: age not known)."""
+    prefix = f"{measure}|esp|"
+    out: dict[str, int] = {}
+    for key, n in counts.items():
+        if not key.startswith(prefix):
+            continue
+        quintile, sex, band = key[len(prefix) :].split("/")
+        if (
+            by == "total"
+            or (by == "sex" and sex == group)
+            or (by == "imd_quintile" and quintile == group)
+        ):
+            out[band] = out.get(band, 0) + n
+    return out
+
+
 _QUINTILE_DECILES = {str(q): (str(2 * q - 1), str(2 * q)) for q in range(1, 6)}
 
 
@@ -86,6 +155,8 @@ class CountAccumulator:
             profile.ethnic_group,
             profile.age_band,
             profile.sex,
+            profile.esp_band,
+            profile.imd_quintile,
         )
         names = _FIELDS_CACHE.get(key)
         if names is None:
@@ -113,12 +184,12 @@ class CountAccumulator:
 
 
 # Bounded by the number of distinct (measures, groups) combinations: about 20 measure
-# sets x 11 x 6 x 7 x 4 groups at most, far fewer in practice.
+# sets x 11 x 6 x 7 x 4 x 20 groups at most, far fewer in practice.
 _FIELDS_CACHE: dict[_FieldsKey, tuple[str, ...]] = {}
 
 
 def _fields(key: _FieldsKey) -> tuple[str, ...]:
-    measures, d, eth, age, sex = key
+    measures, d, eth, age, sex, esp, quintile = key
     out: list[str] = []
     for m in ("events", *measures):
         out += (
@@ -127,4 +198,6 @@ def _fields(key: _FieldsKey) -> tuple[str, ...]:
             f"{m}|age_band|{age}",
             f"{m}|sex|{sex}",
         )
+        if m in STANDARDISED_MEASURES:
+            out.append(esp_field(m, quintile, sex, esp))
     return tuple(out)

@@ -11,11 +11,13 @@ from typing import Final
 
 __all__ = [
     "AGE_BANDS",
+    "ESP_BANDS",
     "ETHNIC_GROUPS",
     "MAX_AGE",
     "SEX_GROUPS",
     "UNKNOWN",
     "age_band",
+    "esp_band",
     "ethnic_group",
     "sex_group",
 ]
@@ -43,6 +45,10 @@ SEX_GROUPS: Final = ("male", "female", "indeterminate", UNKNOWN)
 AGE_BANDS: Final = ("0-4", "5-17", "18-39", "40-64", "65-79", "80+", UNKNOWN)
 _AGE_EDGES: Final = ((5, "0-4"), (18, "5-17"), (40, "18-39"), (65, "40-64"), (80, "65-79"))
 MAX_AGE: Final = 130
+
+# The 19 age bands of the 2013 European Standard Population as PHE uses them (0-4 and 90+
+# merged; docs/stats-methods.md §5). Age-standardised rates count events in these bands.
+ESP_BANDS: Final = (*(f"{a}-{a + 4}" for a in range(0, 90, 5)), "90+")
 
 
 def ethnic_group(code: str | None) -> tuple[str, str | None]:
@@ -85,3 +91,11 @@ def age_band(age: int | None) -> tuple[str, str | None]:
         if age < edge:
             return band, None
     return "80+", None
+
+
+def esp_band(age: int | None) -> str:
+    """The ESP2013 band of an age in whole years, or ``UNKNOWN`` (then the event cannot be
+    age-standardised; it still counts in every crude figure)."""
+    if age is None or age < 0 or age > MAX_AGE:
+        return UNKNOWN
+    return ESP_BANDS[min(age // 5, len(ESP_BANDS) - 1)]

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gapwatch.core.demographics import MAX_AGE, UNKNOWN, age_band, ethnic_group, sex_group
+from gapwatch.core.demographics import (
+    MAX_AGE,
+    UNKNOWN,
+    age_band,
+    esp_band,
+    ethnic_group,
+    sex_group,
+)
 from gapwatch.core.refdata import ReferenceData, normalise_postcode
 
 __all__ = ["Profile", "enrich"]
@@ -30,6 +37,8 @@ class Profile:
     age_band: str
     sex: str
     quality: tuple[str, ...]
+    esp_band: str = UNKNOWN
+    """ESP2013 age band, for age-standardised rates (``UNKNOWN`` without a valid age)."""
 
     @property
     def ethnicity_unknown(self) -> bool:
@@ -72,8 +81,10 @@ def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
     age = record.get("age_years")
     if isinstance(age, int) and 0 <= age <= MAX_AGE:
         band = _AGES[age]
+        esp = _ESP[age]
     else:
         band = age_band(age if isinstance(age, int) else None)
+        esp = UNKNOWN
     raw = record.get("sex")
     sex = _SEX.get(raw)
     if sex is None:
@@ -81,7 +92,7 @@ def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
     for _, why in (ethnic, band, sex):
         if why is not None:
             quality = (*quality, why)
-    return Profile(resolved[0], resolved[1], resolved[2], ethnic[0], band[0], sex[0], quality)
+    return Profile(resolved[0], resolved[1], resolved[2], ethnic[0], band[0], sex[0], quality, esp)
 
 
 def _area_groups(code: str, ref: ReferenceData) -> tuple[str, str, str] | None:
@@ -99,3 +110,4 @@ _ETHNIC[None] = ethnic_group(None)
 _SEX: dict[object, tuple[str, str | None]] = {c: sex_group(c) for c in "129X"}
 _SEX[None] = sex_group(None)
 _AGES = tuple(age_band(a) for a in range(MAX_AGE + 1))
+_ESP = tuple(esp_band(a) for a in range(MAX_AGE + 1))

@@ -6,12 +6,20 @@
      ├── DecodeError        bytes that are not a valid message: dead-letter, move on
      ├── InvalidEvent       a decoded event breaking the contract: dead-letter, move on
      ├── TransientError     Redis or Kafka unavailable: retry with backoff, commit nothing
-     └── ConfigError        bad settings or reference data: exit non-zero at start-up
+     ├── ConfigError        bad settings or reference data: exit non-zero at start-up
+     └── StatisticsError    inputs a statistic cannot use: a 4xx at the API
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DecodeError", "GapwatchError", "InvalidEvent", "TransientError"]
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "GapwatchError",
+    "InvalidEvent",
+    "StatisticsError",
+    "TransientError",
+]
 
 
 class GapwatchError(Exception):
@@ -42,3 +50,8 @@ class TransientError(GapwatchError):
 
 class ConfigError(GapwatchError):
     """Settings or reference data are unusable; the process must not start."""
+
+
+class StatisticsError(GapwatchError, ValueError):
+    """Inputs a statistic cannot be computed from (negative count, x > n for a proportion,
+    confidence out of range...): the caller's mistake, reported as a 4xx by the API."""

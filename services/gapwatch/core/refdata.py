@@ -7,7 +7,7 @@ core only reads them. Deprivation is always *national* (rank-based, 1 = most dep
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Area", "Icb", "PopulationTable", "ReferenceData", "Trust", "normalise_postcode"]
 
@@ -42,22 +42,30 @@ class Trust:
     catchment: tuple[tuple[str, float], ...] = ()
 
 
-# A population cell: (imd_quintile, sex group, age band) -> people. Ethnic group comes
-# from a different source (Census 2021) without an age split, so it is kept apart.
-PopCell = tuple[str, str, str]
+# A population cell: (imd_decile, sex group, age band, ESP2013 band) -> people. Both age
+# splits are kept because the breakdown bands (5-17) and the ESP2013 bands (15-19) cross.
+# Ethnic group comes from a different source (Census 2021) without an age split, so it is
+# kept apart.
+PopCell = tuple[str, str, str, str]
+_QUINTILE_OF_DECILE = {str(d): str((d + 1) // 2) for d in range(1, 11)}
 
 
 @dataclass(frozen=True, slots=True)
 class PopulationTable:
     """Resident population per ICB, for rate denominators.
 
-    ``cells[icb][(imd_quintile, sex, age_band)]`` comes from ONS mid-2019 LSOA 2011
-    estimates mapped onto LSOA 2021 (see adapters.refdata_files for the mapping);
+    ``cells[icb][(imd_decile, sex, age_band, esp_band)]`` comes from ONS mid-2019 LSOA
+    2011 estimates mapped onto LSOA 2021 (see adapters.refdata_files for the mapping);
     ``ethnic[icb][group]`` comes from Census 2021 TS021 usual residents.
     """
 
     cells: Mapping[str, Mapping[PopCell, float]]
     ethnic: Mapping[str, Mapping[str, float]]
+    # Answers per (icbs, by, group, ages): the table never changes once loaded, and the API
+    # asks the same few questions on every request (England sums ~17,000 cells).
+    _memo: dict[tuple[object, ...], dict[str, float]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def people(
         self,
@@ -75,17 +83,51 @@ class PopulationTable:
             if ages is not None:
                 return None
             return sum(self.ethnic.get(icb, {}).get(group, 0.0) for icb in icbs) or None
-        index = {"imd_quintile": 0, "sex": 1, "age_band": 2}.get(by)
-        if by != "total" and index is None:
-            return None
-        total = 0.0
+        total = sum(self.by_esp_band(icbs, by, group, ages).values())
+        return total or None
+
+    def by_esp_band(
+        self,
+        icbs: Iterable[str],
+        by: str,
+        group: str,
+        ages: frozenset[str] | None = None,
+    ) -> dict[str, float]:
+        """People of ``group`` per ESP2013 band (the denominators of a DSR); empty when
+        the breakdown has no age-specific population (ethnic group)."""
+        icb_list = tuple(icbs)
+        key = (icb_list, by, group, ages)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._by_esp_band(icb_list, by, group, ages)
+        return dict(found)
+
+    def _by_esp_band(
+        self, icbs: tuple[str, ...], by: str, group: str, ages: frozenset[str] | None
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
         for icb in icbs:
             for cell, people in self.cells.get(icb, {}).items():
                 if ages is not None and cell[2] not in ages:
                     continue
-                if index is None or cell[index] == group:
-                    total += people
-        return total or None
+                if _matches(cell, by, group):
+                    out[cell[3]] = out.get(cell[3], 0.0) + people
+        return out
+
+
+def _matches(cell: PopCell, by: str, group: str) -> bool:
+    decile, sex, age, _ = cell
+    if by == "total":
+        return True
+    if by == "imd_quintile":
+        return _QUINTILE_OF_DECILE.get(decile) == group
+    if by == "imd_decile":
+        return decile == group
+    if by == "sex":
+        return sex == group
+    if by == "age_band":
+        return age == group
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,18 +35,28 @@ def _table(api: str) -> tuple[str, bool]:
     """The table, and whether every ICB has numbers yet."""
     icbs = _get(f"{api}/v1/icbs")
     complete = True
-    rows = [f"{'ICB':5} {'name':52} {'ED 24h':>7} {'Q1 rate':>9} {'Q5 rate':>9} {'Q1/Q5':>6}"]
+    rows = [
+        f"{'ICB':5} {'name':44} {'ED 24h':>7} {'Q1/Q5 (95% CI)':>19} {'SII':>9} {'vs England':>11}"
+    ]
     for icb in icbs:
         body = _get(f"{api}/v1/icbs/{icb['ods_code']}/indicators/ed_attendance_rate?window=24h")
-        groups = {g["group"]: g for g in body["groups"]}
-        q1, q5 = groups["1"]["value"], groups["5"]["value"]
-        ratio = f"{q1 / q5:6.2f}" if q1 and q5 else "     -"
+        gap, bench = body["gap"], body["benchmark"]
+        ratio = (
+            f"{gap['ratio']:.2f} ({_num(gap['ratio_lower'])}-{_num(gap['ratio_upper'])})"
+            if gap["ratio"] is not None
+            else "-"
+        )
+        sii = f"{gap['sii']:9.0f}" if gap["sii"] is not None else f"{'-':>9}"
         complete = complete and body["total"]["numerator"] > 0
         rows.append(
-            f"{icb['ods_code']:5} {icb['name'][:52]:52} {body['total']['numerator']:7d} "
-            f"{(q1 or 0):9.0f} {(q5 or 0):9.0f} {ratio}"
+            f"{icb['ods_code']:5} {icb['name'][:44]:44} {body['total']['numerator']:7d} "
+            f"{ratio:>19} {sii} {bench['assessment']:>11}"
         )
     return "\n".join(rows), complete
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 def main() -> int:

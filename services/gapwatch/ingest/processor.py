@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gapwatch.adapters.avro_codec import AvroCodec
-from gapwatch.core.counting import BucketKey
+from gapwatch.core.counting import BucketKey, with_england
 from gapwatch.core.enrich import enrich
 from gapwatch.core.errors import DecodeError
 from gapwatch.core.measures import measures_for
@@ -150,4 +150,4 @@ class ChunkProcessor:
                 else:
                     fresh[provider] = (seen[0], seen[1] + 1)
             tally.counted += counted
-        return ChunkResult(acc.deltas(), dead, tallies, quality, fresh, produced)
+        return ChunkResult(with_england(acc.deltas()), dead, tallies, quality, fresh, produced)

@@ -16,7 +16,13 @@ from typing import Final
 
 import numpy as np
 
-from gapwatch.core.counting import BREAKDOWN_IDS, BucketKey
+from gapwatch.core.counting import (
+    BREAKDOWN_IDS,
+    ESP_CELLS,
+    STANDARDISED_MEASURES,
+    BucketKey,
+    esp_field,
+)
 from gapwatch.core.enrich import Profile
 from gapwatch.core.indicators import BREAKDOWNS
 from gapwatch.core.measures import MEASURES
@@ -38,6 +44,8 @@ _LOOKUP: Final = {
     by: np.array([_GROUP_INDEX[by][combo[k]] for combo in _COMBOS], dtype=np.int64)
     for k, by in enumerate(BREAKDOWN_IDS)
 }
+_ESP_CELL_ID: Final = {cell: i for i, cell in enumerate(ESP_CELLS)}
+_ESP_NAMES: Final = {m: [esp_field(m, *cell) for cell in ESP_CELLS] for m in STANDARDISED_MEASURES}
 _NAMES: Final = {
     (m, by): [f"{m}|{by}|{g}" for g in BREAKDOWNS[by]] for m in _MEASURE_IDS for by in BREAKDOWN_IDS
 }
@@ -53,6 +61,7 @@ class VectorAccumulator:
         self._icbs: list[int] = []
         self._combos: list[int] = []
         self._masks: list[int] = []
+        self._esp: list[int] = []
         self._icb_ids: dict[str, int] = {}
         self._mask_of: dict[tuple[str, ...], int] = {}
 
@@ -80,6 +89,7 @@ class VectorAccumulator:
             ]
         )
         self._masks.append(mask)
+        self._esp.append(_ESP_CELL_ID[(profile.imd_quintile, profile.sex, profile.esp_band)])
         self.events += 1
 
     def deltas(self) -> dict[BucketKey, Counter[str]]:
@@ -90,12 +100,20 @@ class VectorAccumulator:
         icbs = np.array(self._icbs, dtype=np.int64)
         combos = np.array(self._combos, dtype=np.int64)
         masks = np.array(self._masks, dtype=np.int64)
+        esp = np.array(self._esp, dtype=np.int64)
         icb_names = list(self._icb_ids)
         recent = hours > self.hour_cutoff_ms
-        self._sum_into(out, "d", hours - hours % DAY_MS, icbs, combos, masks, icb_names)
+        self._sum_into(out, "d", hours - hours % DAY_MS, icbs, combos, masks, esp, icb_names)
         if recent.any():
             self._sum_into(
-                out, "h", hours[recent], icbs[recent], combos[recent], masks[recent], icb_names
+                out,
+                "h",
+                hours[recent],
+                icbs[recent],
+                combos[recent],
+                masks[recent],
+                esp[recent],
+                icb_names,
             )
         return out
 
@@ -107,6 +125,7 @@ class VectorAccumulator:
         icbs: np.ndarray,
         combos: np.ndarray,
         masks: np.ndarray,
+        esp: np.ndarray,
         icb_names: list[str],
     ) -> None:
         # One row per distinct (ICB, bucket start) in the chunk. Hour numbers since the
@@ -128,11 +147,22 @@ class VectorAccumulator:
             rows = inverse[has]
             chosen = combos[has]
             for by in BREAKDOWN_IDS:
-                groups = len(BREAKDOWNS[by])
-                cells = np.bincount(
-                    rows * groups + _LOOKUP[by][chosen], minlength=len(unique) * groups
+                _count_cells(
+                    counters, rows, _LOOKUP[by][chosen], len(BREAKDOWNS[by]), _NAMES[(measure, by)]
                 )
-                names = _NAMES[(measure, by)]
-                nonzero = np.flatnonzero(cells)
-                for cell, n in zip(nonzero.tolist(), cells[nonzero].tolist(), strict=True):
-                    counters[cell // groups][names[cell % groups]] = n
+            if measure in STANDARDISED_MEASURES:
+                _count_cells(counters, rows, esp[has], len(ESP_CELLS), _ESP_NAMES[measure])
+
+
+def _count_cells(
+    counters: list[Counter[str]],
+    rows: np.ndarray,
+    groups_of: np.ndarray,
+    groups: int,
+    names: list[str],
+) -> None:
+    """Add, per bucket row, the number of events in each group to that group's field."""
+    cells = np.bincount(rows * groups + groups_of, minlength=len(counters) * groups)
+    nonzero = np.flatnonzero(cells)
+    for cell, n in zip(nonzero.tolist(), cells[nonzero].tolist(), strict=True):
+        counters[cell // groups][names[cell % groups]] = n

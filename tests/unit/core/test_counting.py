@@ -1,4 +1,11 @@
-from gapwatch.core.counting import CountAccumulator, read_count, total_of
+from gapwatch.core.counting import (
+    ENGLAND,
+    CountAccumulator,
+    esp_counts,
+    read_count,
+    total_of,
+    with_england,
+)
 from gapwatch.core.enrich import Profile
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 
@@ -49,3 +56,30 @@ def test_totals_are_sums_over_one_breakdown():
     assert read_count(day, "ed_arrival", "imd_quintile", "1") == 1
     assert read_count(day, "ed_arrival", "imd_quintile", "5") == 1
     assert read_count(day, "ed_arrival", "total", "all") == 2
+
+
+def test_rate_numerators_are_counted_by_decile_sex_and_esp_band():
+    acc = CountAccumulator.empty(D0)
+    old = Profile("QOP", "1", "2", "white", "80+", "female", (), "90+")
+    young = Profile("QOP", "3", "5", "white", "18-39", "male", (), "20-24")
+    acc.add(D0, old, ("ed_arrival",))
+    acc.add(D0, young, ("ed_arrival",))
+    acc.add(D0, young, ("outpatient_dna",))  # not a rate numerator: no ESP field
+    (day,) = [c for k, c in acc.deltas().items() if k[0] == "d"]
+    assert esp_counts(day, "ed_arrival", "total", "all") == {"90+": 1, "20-24": 1}
+    assert esp_counts(day, "ed_arrival", "imd_quintile", "1") == {"90+": 1}
+    assert esp_counts(day, "ed_arrival", "imd_quintile", "3") == {"20-24": 1}
+    assert esp_counts(day, "ed_arrival", "sex", "female") == {"90+": 1}
+    assert esp_counts(day, "outpatient_dna", "total", "all") == {}
+
+
+def test_england_buckets_are_the_sum_of_the_icb_buckets():
+    acc = CountAccumulator.empty(D0)
+    acc.add(D0, P, ("ed_arrival",))
+    acc.add(D0, Profile("QHL", "5", "9", "asian", "80+", "male", ()), ("ed_arrival",))
+    acc.add(D0, Profile("unknown", "unknown", "unknown", "white", "80+", "male", ()), ())
+    deltas = with_england(acc.deltas())
+    england = deltas[("d", D0, ENGLAND)]
+    assert england["ed_arrival|sex|female"] == 1
+    assert england["ed_arrival|sex|male"] == 1
+    assert total_of(england, "events") == 2  # the event with no ICB is not England's

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gapwatch.core.counting import CountAccumulator
+from gapwatch.core.demographics import ESP_BANDS, UNKNOWN
 from gapwatch.core.enrich import Profile
 from gapwatch.core.indicators import BREAKDOWNS
 from gapwatch.core.measures import MEASURES
@@ -23,6 +24,7 @@ profiles = st.builds(
     age_band=st.sampled_from(BREAKDOWNS["age_band"]),
     sex=st.sampled_from(BREAKDOWNS["sex"]),
     quality=st.just(()),
+    esp_band=st.sampled_from((*ESP_BANDS, UNKNOWN)),
 )
 events = st.lists(
     st.tuples(
@@ -67,6 +69,7 @@ def test_large_counts_agree_on_a_seeded_chunk():
             "18-39",
             rng.choice(["male", "female"]),
             (),
+            rng.choice(["40-44", "unknown"]),
         )
         measures = tuple(rng.sample(EVENT_MEASURES, rng.randint(0, 2)))
         occurred = NOW - rng.randrange(3 * DAY_MS)
@@ -76,3 +79,4 @@ def test_large_counts_agree_on_a_seeded_chunk():
     got = {k: dict(v) for k, v in vector.deltas().items()}
     assert got == expected
     assert max(max(v.values()) for v in got.values()) > 100
+    assert any("|esp|" in name for v in got.values() for name in v)

@@ -1,31 +1,25 @@
-"""Indicator values for one ICB, split by a breakdown, over a window."""
+"""Indicator values for an ICB, a region or England, by group, over a window."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Response
+from fastapi import Query as QueryParam
 
+from gapwatch.api.answers import ENGLAND_ONS, Area, Query, answer
 from gapwatch.api.deps import Context, ContextDep
-from gapwatch.api.schemas import GroupOut, IndicatorValuesOut, ProblemOut, WindowOut
-from gapwatch.api.timefmt import iso, parse_iso_ms
+from gapwatch.api.schemas import IndicatorValuesOut, ProblemOut
+from gapwatch.api.timefmt import parse_iso_ms
+from gapwatch.core.counting import ENGLAND
+from gapwatch.core.errors import StatisticsError
+from gapwatch.core.group_stats import ReportOptions
 from gapwatch.core.indicators import BREAKDOWNS, CATALOGUE
-from gapwatch.core.values import GroupValue, compute
+from gapwatch.core.stats.confidence import normalise_levels
 from gapwatch.core.windows import DAY_MS, Window, aligned_window, parse_duration, plan
 from gapwatch.core.windows import rolling_window as rolling
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
-
-RATE_METHOD = (
-    "Crude rate: numerator / (resident population x window days / 365.25) x 100,000. "
-    "Population: ONS mid-2019 LSOA estimates mapped to LSOA 2021 (ethnic group: Census "
-    "2021 usual residents). Residence groups use national IMD quintiles/deciles "
-    "(1 = most deprived)."
-)
-PROPORTION_METHOD = (
-    "Proportion: numerator events / denominator events in the window, by the patient's "
-    "group. IMD groups are national quintiles/deciles (1 = most deprived)."
-)
 
 
 def _icb_code(ctx: Context, icb: str) -> str:
@@ -53,62 +47,146 @@ def _window(ctx: Context, window: str | None, start: str | None, end: str | None
         raise HTTPException(422, str(exc)) from exc
 
 
-def _group(v: GroupValue) -> GroupOut:
-    return GroupOut(group=v.group, numerator=v.numerator, denominator=v.denominator, value=v.value)
+def _levels(confidence: list[float] | None) -> tuple[float, ...]:
+    try:
+        extra = normalise_levels(confidence) if confidence else ()
+    except StatisticsError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if any(level >= 1 for level in extra):
+        # 100% limits are infinite for rates: nothing useful to publish.
+        raise HTTPException(422, "confidence level must be below 1 (100%)")
+    return tuple(dict.fromkeys((0.95, *extra)))
 
 
-@router.get(
-    "/icbs/{icb}/indicators/{indicator}",
-    summary="An indicator for one ICB by group",
-    responses={404: {"model": ProblemOut}, 422: {"model": ProblemOut}, 503: {"model": ProblemOut}},
-)
-async def indicator_values(
-    ctx: ContextDep,
-    icb: str,
+def _query(
+    ctx: Context,
     indicator: str,
-    by: Annotated[
-        str, Query(description=f"breakdown: one of {', '.join(BREAKDOWNS)}")
-    ] = "imd_quintile",
-    window: Annotated[
-        str | None,
-        Query(description="rolling window ending this hour: 1h, 24h, 7d, 28d (any Nh/Nd)"),
-    ] = None,
-    start: Annotated[str | None, Query(description="ISO-8601 start (with end)")] = None,
-    end: Annotated[str | None, Query(description="ISO-8601 end, exclusive (with start)")] = None,
-) -> IndicatorValuesOut:
-    code = _icb_code(ctx, icb)
+    by: str,
+    window: str | None,
+    start: str | None,
+    end: str | None,
+    confidence: list[float] | None,
+    standardised: bool,
+) -> Query:
     definition = CATALOGUE.get(indicator)
     if definition is None:
         raise HTTPException(404, f"unknown indicator {indicator!r}: see /v1/indicators")
     if by not in BREAKDOWNS:
         raise HTTPException(422, f"unknown breakdown {by!r}: use one of {', '.join(BREAKDOWNS)}")
+    if standardised and definition.kind != "rate":
+        raise HTTPException(422, f"{indicator} is a proportion: only rates can be age-standardised")
     requested = _window(ctx, window or (None if start else definition.default_window), start, end)
-    now = ctx.clock_ms()
-    hour_floor = now - ctx.settings.ingest.hour_retention_days * DAY_MS
+    hour_floor = ctx.clock_ms() - ctx.settings.ingest.hour_retention_days * DAY_MS
     actual, buckets = plan(requested, hour_floor)
-    counts = await ctx.store.sum_counts([code], buckets)
-    # Rates divide by the time actually elapsed: the current hour is only partly over.
-    elapsed_ms = min(actual.end_ms, now) - actual.start_ms
-    values = compute(definition, by, counts, ctx.ref.population, [code], max(elapsed_ms, 1))
-    label = window or (f"{start}/{end}" if start else definition.default_window)
-    return IndicatorValuesOut(
-        icb=code,
-        icb_name=ctx.ref.icbs[code].name,
-        indicator=definition.id,
-        title=definition.title,
-        kind=definition.kind,
-        unit=definition.unit,
-        by=by,
-        window=WindowOut(
-            start=iso(actual.start_ms),
-            end=iso(actual.end_ms),
-            requested=label,
-            days=max(elapsed_ms, 0) / DAY_MS,
-        ),
-        groups=[_group(g) for g in values.groups],
-        total=_group(values.total),
-        as_of=iso(now),
-        imd_edition=ctx.ref.imd_edition,
-        geography=ctx.ref.geography,
-        method=RATE_METHOD if definition.kind == "rate" else PROPORTION_METHOD,
+    api = ctx.settings.api
+    options = ReportOptions(
+        levels=_levels(confidence),
+        standardised=standardised,
+        reference_ethnic_group=api.reference_ethnic_group,
+        sii_repetitions=api.sii_repetitions,
+        sii_seed=api.sii_seed,
     )
+    label = window or (f"{start}/{end}" if start else definition.default_window)
+    return Query(definition, by, label, actual, tuple(buckets), options)
+
+
+By = Annotated[str, QueryParam(description=f"breakdown: one of {', '.join(BREAKDOWNS)}")]
+WindowParam = Annotated[
+    str | None,
+    QueryParam(description="rolling window ending this hour: 1h, 24h, 7d, 28d (any Nh/Nd)"),
+]
+Start = Annotated[str | None, QueryParam(description="ISO-8601 start (with end)")]
+End = Annotated[str | None, QueryParam(description="ISO-8601 end, exclusive (with start)")]
+Confidence = Annotated[
+    list[float] | None,
+    QueryParam(
+        description="extra confidence levels for the limits, e.g. 0.998 or 99.8 (repeatable; "
+        "95% is always given as lower95/upper95). Gaps use the first level requested."
+    ),
+]
+Standardised = Annotated[
+    bool,
+    QueryParam(description="rates only: directly age-standardised rates (ESP2013, Dobson limits)"),
+]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ProblemOut},
+    422: {"model": ProblemOut},
+    503: {"model": ProblemOut},
+}
+
+
+@router.get(
+    "/icbs/{icb}/indicators/{indicator}",
+    summary="An indicator for one ICB by group, with limits, the gap and England",
+    response_model=IndicatorValuesOut,
+    responses=RESPONSES,
+)
+async def icb_indicator(
+    ctx: ContextDep,
+    icb: str,
+    indicator: str,
+    by: By = "imd_quintile",
+    window: WindowParam = None,
+    start: Start = None,
+    end: End = None,
+    confidence: Confidence = None,
+    standardised: Standardised = False,
+) -> Response:
+    code = _icb_code(ctx, icb)
+    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
+    area = Area("icb", code, ctx.ref.icbs[code].name, (code,))
+    return await _answer(ctx, area, query)
+
+
+@router.get(
+    "/regions/{region}/indicators/{indicator}",
+    summary="An indicator for one NHS England region (the sum of its ICBs), with England",
+    response_model=IndicatorValuesOut,
+    responses=RESPONSES,
+)
+async def region_indicator(
+    ctx: ContextDep,
+    region: str,
+    indicator: str,
+    by: By = "imd_quintile",
+    window: WindowParam = None,
+    start: Start = None,
+    end: End = None,
+    confidence: Confidence = None,
+    standardised: Standardised = False,
+) -> Response:
+    code = region.upper()
+    icbs = tuple(sorted(i.ods_code for i in ctx.ref.icbs.values() if i.region_ods_code == code))
+    if not icbs:
+        known = sorted({i.region_ods_code for i in ctx.ref.icbs.values()})
+        raise HTTPException(404, f"unknown region {region!r}: use one of {', '.join(known)}")
+    name = ctx.ref.icbs[icbs[0]].region_name
+    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
+    return await _answer(ctx, Area("region", code, name, icbs), query)
+
+
+@router.get(
+    "/england/indicators/{indicator}",
+    summary="An indicator for England (every ICB), by group, with limits and the gap",
+    response_model=IndicatorValuesOut,
+    responses=RESPONSES,
+)
+async def england_indicator(
+    ctx: ContextDep,
+    indicator: str,
+    by: By = "imd_quintile",
+    window: WindowParam = None,
+    start: Start = None,
+    end: End = None,
+    confidence: Confidence = None,
+    standardised: Standardised = False,
+) -> Response:
+    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
+    return await _answer(ctx, Area("england", ENGLAND_ONS, "England", (ENGLAND,)), query)
+
+
+async def _answer(ctx: Context, area: Area, query: Query) -> Response:
+    try:
+        return await answer(area, query, ctx.sums, ctx.responses, ctx.ref, ctx.clock_ms())
+    except StatisticsError as exc:
+        raise HTTPException(422, str(exc)) from exc

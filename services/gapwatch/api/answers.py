@@ -1,0 +1,260 @@
+"""Answering an indicator query: counts for the window, PHE statistics, JSON.
+
+The routes parse and check parameters; this module reads the window's counts (through
+the ``WindowSums`` cache), builds the core ``Report`` for the area and England, and turns
+it into the response model. Finished responses are kept, serialised, keyed by the query
+and the version of every bucket they read, and by the minute (rates divide by elapsed
+time): repeated dashboard queries cost one small Redis read and no statistics.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Response
+
+from gapwatch.api.count_cache import WindowSums
+from gapwatch.api.schemas import (
+    BenchmarkOut,
+    EthnicComparisonOut,
+    EthnicGapOut,
+    GroupOut,
+    ImdGapOut,
+    IndicatorValuesOut,
+    IntervalOut,
+    WindowOut,
+)
+from gapwatch.api.timefmt import iso
+from gapwatch.core.benchmark import Benchmark, benchmark
+from gapwatch.core.counting import ENGLAND
+from gapwatch.core.group_stats import GroupStat, ReportOptions
+from gapwatch.core.indicators import Indicator
+from gapwatch.core.inequality import EthnicGap, ImdGap
+from gapwatch.core.refdata import ReferenceData
+from gapwatch.core.report import Report, area_total, build_report
+from gapwatch.core.windows import DAY_MS, Bucket, Window
+
+__all__ = ["Area", "Query", "ResponseCache", "answer"]
+
+ENGLAND_ONS = "E92000001"
+MINUTE_MS = 60_000
+DAYS_PER_YEAR = 365.25
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    kind: Literal["icb", "region", "england"]
+    code: str
+    name: str
+    icbs: tuple[str, ...]
+    """The ICB slots whose buckets are summed (England: the precomputed ENG slot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    indicator: Indicator
+    by: str
+    label: str
+    window: Window
+    """The window actually read (whole buckets)."""
+    buckets: tuple[Bucket, ...]
+    options: ReportOptions
+
+
+class ResponseCache:
+    """Serialised responses by (query, data version, minute); small LRU."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[object, ...], body: bytes) -> None:
+        self._items[key] = body
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+async def answer(
+    area: Area,
+    query: Query,
+    sums: WindowSums,
+    cache: ResponseCache,
+    ref: ReferenceData,
+    now_ms: int,
+) -> Response:
+    """The JSON response for ``query`` over ``area``, from cache when nothing changed."""
+    minute = now_ms - now_ms % MINUTE_MS
+    local = await sums.get(area.icbs, query.buckets)
+    with_benchmark = area.kind != "england"
+    england = await sums.get((ENGLAND,), query.buckets) if with_benchmark else None
+    key = (area.code, query, local.version, england.version if england else None, minute)
+    body = cache.get(key)
+    if body is None:
+        # Rates divide by the time elapsed (the current hour is only partly over),
+        # counted to the minute so a cached answer stays right for that minute.
+        elapsed_ms = max(min(query.window.end_ms, minute) - query.window.start_ms, 0)
+        years = max(elapsed_ms, 1) / DAY_MS / DAYS_PER_YEAR
+        population_icbs = _population_icbs(area, ref)
+        report = build_report(
+            query.indicator,
+            query.by,
+            local.counts,
+            ref.population,
+            population_icbs,
+            years,
+            query.options,
+        )
+        bench = None
+        if england is not None:
+            england_total = area_total(
+                query.indicator,
+                england.counts,
+                ref.population,
+                tuple(ref.icbs),
+                years,
+                query.options,
+            )
+            bench = benchmark(
+                query.indicator, report.total, england_total, query.options.standardised
+            )
+        out = _present(area, query, report, bench, ref, minute, elapsed_ms)
+        body = out.model_dump_json().encode()
+        cache.put(key, body)
+    return Response(content=body, media_type=JSON)
+
+
+def _population_icbs(area: Area, ref: ReferenceData) -> tuple[str, ...]:
+    return tuple(ref.icbs) if area.kind == "england" else area.icbs
+
+
+def _present(
+    area: Area,
+    query: Query,
+    report: Report,
+    bench: Benchmark | None,
+    ref: ReferenceData,
+    minute: int,
+    elapsed_ms: int,
+) -> IndicatorValuesOut:
+    ind = query.indicator
+    return IndicatorValuesOut(
+        area_type=area.kind,
+        area=area.code,
+        area_name=area.name,
+        icb=area.code if area.kind == "icb" else None,
+        icb_name=area.name if area.kind == "icb" else None,
+        indicator=ind.id,
+        title=ind.title,
+        kind=ind.kind,
+        unit=ind.unit,
+        by=query.by,
+        standardised=query.options.standardised,
+        confidence=list(query.options.levels),
+        window=WindowOut(
+            start=iso(query.window.start_ms),
+            end=iso(query.window.end_ms),
+            requested=query.label,
+            days=elapsed_ms / DAY_MS,
+        ),
+        groups=[_group(g) for g in report.groups],
+        total=_group(report.total),
+        gap=_gap(report),
+        benchmark=_benchmark(bench),
+        as_of=iso(minute),
+        imd_edition=ref.imd_edition,
+        geography=ref.geography,
+        method=report.statistic_method + " " + _DENOMINATORS,
+    )
+
+
+_DENOMINATORS = (
+    "Denominators: ONS mid-2019 LSOA population (single year of age and sex) mapped to "
+    "LSOA 2021 and summed by national IMD quintile/decile; ethnic groups from Census 2021 "
+    "TS021 usual residents. IMD groups are national (1 = most deprived)."
+)
+
+
+def _group(g: GroupStat) -> GroupOut:
+    est = g.estimate
+    at95 = next((i for i in est.intervals if abs(i.level - 0.95) < 1e-12), None)
+    return GroupOut(
+        group=g.group,
+        numerator=g.numerator,
+        denominator=g.denominator,
+        value=est.value,
+        lower95=at95.lower if at95 else None,
+        upper95=at95.upper if at95 else None,
+        intervals=[
+            IntervalOut(confidence=i.level, lower=i.lower, upper=i.upper) for i in est.intervals
+        ],
+        method=est.method,
+        note=g.note,
+    )
+
+
+def _gap(report: Report) -> ImdGapOut | EthnicGapOut | None:
+    gap = report.gap
+    methods = list(report.gap_methods)
+    if isinstance(gap, ImdGap):
+        return ImdGapOut(
+            most_deprived=gap.most,
+            least_deprived=gap.least,
+            confidence=gap.level,
+            absolute=gap.absolute.value,
+            absolute_lower=gap.absolute.lower,
+            absolute_upper=gap.absolute.upper,
+            ratio=gap.ratio.value,
+            ratio_lower=gap.ratio.lower,
+            ratio_upper=gap.ratio.upper,
+            sii=gap.sii.value,
+            sii_lower=gap.sii.lower,
+            sii_upper=gap.sii.upper,
+            rii=gap.rii.value,
+            rii_lower=gap.rii.lower,
+            rii_upper=gap.rii.upper,
+            note=gap.note,
+            method=methods,
+        )
+    if isinstance(gap, EthnicGap):
+        return EthnicGapOut(
+            reference=gap.reference,
+            confidence=gap.level,
+            comparisons=[
+                EthnicComparisonOut(
+                    group=c.group,
+                    difference=c.difference.value,
+                    difference_lower=c.difference.lower,
+                    difference_upper=c.difference.upper,
+                    ratio=c.ratio.value,
+                    ratio_lower=c.ratio.lower,
+                    ratio_upper=c.ratio.upper,
+                )
+                for c in gap.comparisons
+            ],
+            method=methods,
+        )
+    return None
+
+
+def _benchmark(bench: Benchmark | None) -> BenchmarkOut | None:
+    if bench is None:
+        return None
+    at95 = next((i for i in bench.estimate.intervals if abs(i.level - 0.95) < 1e-12), None)
+    return BenchmarkOut(
+        area=bench.area,
+        value=bench.estimate.value,
+        lower95=at95.lower if at95 else None,
+        upper95=at95.upper if at95 else None,
+        significance=bench.significance,
+        assessment=bench.assessment,
+        method=bench.method,
+    )

@@ -1,0 +1,74 @@
+"""An in-memory store and a test client for API tests (no Redis, fixed clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gapwatch.api.app import create_app
+from gapwatch.core.counting import CountAccumulator, with_england
+from gapwatch.core.enrich import Profile
+from gapwatch.core.errors import TransientError
+from gapwatch.core.ports import FreshnessRow
+from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket
+from gapwatch.settings import Settings
+
+NOW = 20_000 * DAY_MS + 10 * HOUR_MS + 30 * 60_000  # 10:30 on a day
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, int, str], Mapping[str, int]] = {}
+        self.versions: dict[tuple[str, int, str], int] = {}
+        self.down = False
+
+    def add(self, occurred_ms: int, profile: Profile, measures: tuple[str, ...]) -> None:
+        acc = CountAccumulator.empty(hour_cutoff_ms=0)
+        acc.add(occurred_ms, profile, measures)
+        for key, fields in with_england(acc.deltas()).items():
+            merged = dict(self.buckets.get(key, {}))
+            for name, n in fields.items():
+                merged[name] = merged.get(name, 0) + n
+            self.buckets[key] = merged
+            self.versions[key] = self.versions.get(key, 0) + 1
+
+    async def bucket_versions(
+        self, icbs: Sequence[str], buckets: Sequence[Bucket]
+    ) -> list[str | None]:
+        if self.down:
+            raise TransientError("redis unavailable: connection refused")
+        found = (self.versions.get((b.granularity, b.start_ms, i)) for i in icbs for b in buckets)
+        return [None if v is None else str(v) for v in found]
+
+    async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
+        if self.down:
+            raise TransientError("redis unavailable: connection refused")
+        out: dict[str, int] = {}
+        for icb in icbs:
+            for b in buckets:
+                for name, n in self.buckets.get((b.granularity, b.start_ms, icb), {}).items():
+                    out[name] = out.get(name, 0) + n
+        return out
+
+    async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]:
+        return {"R0A": FreshnessRow("R0A", now_ms - 30_000, now_ms - 1_000, 12)}
+
+    async def ping(self) -> bool:
+        return not self.down
+
+
+@pytest.fixture()
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture()
+def client(store: MemoryStore, tiny_ref) -> TestClient:
+    app = create_app(Settings(), store, tiny_ref, clock_ms=lambda: NOW, broker_check=lambda: True)
+    return TestClient(app)
+
+
+def profile(q: str, eth: str = "white", sex: str = "female") -> Profile:
+    return Profile("QOP", q, str(2 * int(q)), eth, "18-39", sex, ())

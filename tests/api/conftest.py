@@ -21,7 +21,7 @@ NOW = 20_000 * DAY_MS + 10 * HOUR_MS + 30 * 60_000  # 10:30 on a day
 class MemoryStore:
     def __init__(self) -> None:
         self.buckets: dict[tuple[str, int, str], Mapping[str, int]] = {}
-        self.versions: dict[tuple[str, int, str], int] = {}
+        self.versions_by_icb: dict[str, int] = {}
         self.down = False
 
     def add(self, occurred_ms: int, profile: Profile, measures: tuple[str, ...]) -> None:
@@ -32,14 +32,12 @@ class MemoryStore:
             for name, n in fields.items():
                 merged[name] = merged.get(name, 0) + n
             self.buckets[key] = merged
-            self.versions[key] = self.versions.get(key, 0) + 1
+            self.versions_by_icb[key[2]] = self.versions_by_icb.get(key[2], 0) + 1
 
-    async def bucket_versions(
-        self, icbs: Sequence[str], buckets: Sequence[Bucket]
-    ) -> list[str | None]:
+    async def versions(self, icbs: Sequence[str]) -> list[str | None]:
         if self.down:
             raise TransientError("redis unavailable: connection refused")
-        found = (self.versions.get((b.granularity, b.start_ms, i)) for i in icbs for b in buckets)
+        found = (self.versions_by_icb.get(icb) for icb in icbs)
         return [None if v is None else str(v) for v in found]
 
     async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:

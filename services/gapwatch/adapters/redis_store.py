@@ -4,9 +4,10 @@ Every key starts ``gw:{<namespace>}:`` so on Redis Cluster all of a deployment's
 share one hash slot and the apply script can touch them together.
 
 Keys
-  c:<h|d>:<bucket start ms>:<ICB>   hash  "<measure>|<breakdown>|<group>" -> count, and
-                                    "~v" -> id of the last write (readers cache on it);
+  c:<h|d>:<bucket start ms>:<ICB>   hash  "<measure>|<breakdown>|<group>" -> count;
                                     ICB "ENG" holds England's sums
+  versions                          hash  ICB -> id of the last write to any of its
+                                    buckets (readers cache window sums on it)
   offsets                           hash  "<topic>:<partition>" -> next offset to read
   tally                             hash  "<topic>:<partition>:<consumed|counted|...>"
   fresh:event                       hash  provider -> latest occurred_at ms counted
@@ -32,7 +33,6 @@ from gapwatch.core.ports import FreshnessRow
 from gapwatch.core.windows import GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
 
 MINUTE_MS = 60_000
-VERSION_FIELD = "~v"
 
 __all__ = ["FreshnessRow", "OffsetConflict", "PartitionCommit", "RedisStore"]
 
@@ -61,7 +61,7 @@ for _, b in ipairs(p[2]) do
   for i = 1, #fields, 2 do
     redis.call('HINCRBY', key, fields[i], fields[i + 1])
   end
-  redis.call('HSET', key, '~v', p[4][4])
+  redis.call('HSET', KEYS[6], b[4], p[4][4])
   redis.call('PEXPIREAT', key, b[2])
 end
 local meta = p[4]
@@ -132,6 +132,10 @@ class RedisStore:
         return f"{self._p}:tally"
 
     @property
+    def versions_key(self) -> str:
+        return f"{self._p}:versions"
+
+    @property
     def epoch_key(self) -> str:
         return f"{self._p}:epoch"
 
@@ -171,7 +175,7 @@ class RedisStore:
                 flat.append(name)
                 flat.append(delta)
             expire_at = start + GRANULARITY_MS[granularity] + retention_ms[granularity]
-            buckets.append([self.counts_key(granularity, start, icb), expire_at, flat])
+            buckets.append([self.counts_key(granularity, start, icb), expire_at, flat, icb])
         minute = bucket_start(now_ms, MINUTE_MS)
         fresh = [[provider, last, n] for provider, (last, n) in freshness.items()]
         meta = [now_ms, self._received_key(minute), minute + 2 * HOUR_MS, uuid.uuid4().hex]
@@ -182,6 +186,7 @@ class RedisStore:
             f"{self._p}:fresh:event",
             f"{self._p}:fresh:received",
             self.epoch_key,
+            self.versions_key,
         ]
         try:
             result = await self._apply(keys=keys, args=[payload])
@@ -218,25 +223,20 @@ class RedisStore:
             raise TransientError(f"redis unavailable: {exc}") from exc
         total: dict[str, int] = {}
         for fields in results:
-            fields.pop(VERSION_FIELD, None)
             for name, value in fields.items():
                 total[name] = total.get(name, 0) + int(value)
         return total
 
-    async def bucket_versions(
-        self, icbs: Sequence[str], buckets: Sequence[Bucket]
-    ) -> list[str | None]:
-        """The id of the last write to each (ICB, bucket), ICB-major; None if never
-        written. Cheap (one small field per bucket), so readers can cache sums on it."""
+    async def versions(self, icbs: Sequence[str]) -> list[str | None]:
+        """The id of the last write to any bucket of each ICB (None: never written).
+        One small read, so readers can cache sums on it."""
+        if not icbs:
+            return []
         try:
-            async with self._r.pipeline(transaction=False) as pipe:
-                for icb in icbs:
-                    for b in buckets:
-                        pipe.hget(self.counts_key(b.granularity, b.start_ms, icb), VERSION_FIELD)
-                versions: list[str | None] = await pipe.execute()
+            found: Any = await self._r.hmget(self.versions_key, list(icbs))
         except (RedisError, OSError) as exc:
             raise TransientError(f"redis unavailable: {exc}") from exc
-        return versions
+        return [None if v is None else str(v) for v in found]
 
     async def freshness(self, now_ms: int) -> dict[str, FreshnessRow]:
         """Per provider: latest event time, latest write, events received in the last

@@ -6,8 +6,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gapwatch import __version__
 from gapwatch.adapters.metrics import ApiMetrics
@@ -21,6 +22,38 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.settings import Settings
 
 __all__ = ["create_app"]
+
+
+class _Observe:
+    """Request latency and counts per route template, as plain ASGI middleware: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and stream per request, a large share of a cached
+    answer's time."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            # The router records the matched route in the (shared) scope.
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, path, str(status)).inc()
 
 
 def create_app(
@@ -57,17 +90,7 @@ def create_app(
     metrics = ApiMetrics.create()
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
-        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Observe, metrics=metrics)
 
     @app.exception_handler(TransientError)
     async def unavailable(_: Request, exc: TransientError) -> JSONResponse:

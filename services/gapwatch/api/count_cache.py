@@ -1,11 +1,12 @@
-"""Window sums cached on the buckets' write ids.
+"""Window sums cached on the ICBs' write ids.
 
 Summing a 28-day window reads ~50 hashes of hundreds of fields each; doing that on every
-request would cost tens of milliseconds. Every write stamps its buckets with a fresh id
-(``RedisStore.bucket_versions``), so a window's sum is reused until one of its buckets
-is written again: one small pipelined read per request. A sum read while a write lands
-may already include that write; the next request sees the new id and re-reads, so a
-cached sum is never older than the ids it was checked against.
+request would cost tens of milliseconds. Every write stamps the ICBs it touched with a
+fresh id (``RedisStore.versions``), so a window's sum is reused until that ICB is
+written again: one HMGET per request. A sum read while a write lands may already
+include that write; the next request sees the new id and re-reads, so a cached sum is
+never older than the ids it was checked against. (Per ICB rather than per bucket keeps
+the check to one small read; a write to any of the ICB's buckets re-reads the window.)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class WindowSums:
 
     async def get(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> WindowCounts:
         key = (tuple(icbs), tuple(buckets))
-        versions = await self._store.bucket_versions(key[0], key[1])
+        versions = await self._store.versions(key[0])
         version = _digest(versions)
         cached = self._cache.get(key)
         if cached is not None and cached.version == version:

@@ -100,29 +100,19 @@ def _sii(
     if missing:
         return _NO_LIMITS, _NO_LIMITS, method, f"no value for group(s) {', '.join(missing)}"
     level = options.levels[0]
+    # Rates are simulated per person (not per person-year) and scaled by 1 / years after:
+    # the SII and its simulated limits scale exactly with the values, and the memoised
+    # simulation then stays valid as the window's elapsed time grows minute by minute.
+    scale = years if indicator.kind == "rate" else 1.0
     try:
         if options.standardised:
             result = _cached_sii_from_limits(
-                tuple(
-                    (
-                        float(g.denominator or 0.0),
-                        float(g.estimate.value or 0.0),
-                        g.estimate.at(0.95).lower if _has(g, 0.95) else None,
-                        g.estimate.at(0.95).upper if _has(g, 0.95) else None,
-                    )
-                    for g in ordered
-                ),
-                (level,),
-                reps,
-                seed,
+                tuple(_dsr_row(g, scale) for g in ordered), (level,), reps, seed
             )
         else:
             result = _cached_sii_from_counts(
                 tuple(float(g.numerator) for g in ordered),
-                tuple(
-                    float(g.denominator or 0.0) * (years if indicator.kind == "rate" else 1.0)
-                    for g in ordered
-                ),
+                tuple(float(g.denominator or 0.0) for g in ordered),
                 indicator.kind,
                 (level,),
                 reps,
@@ -131,10 +121,27 @@ def _sii(
     except StatisticsError as exc:
         return _NO_LIMITS, _NO_LIMITS, method, f"SII not computed: {exc}"
     limits = result.limits[0]
-    sii_limits = Limits(result.sii, limits.sii.lower, limits.sii.upper)
+    sii_limits = Limits(
+        result.sii / scale, _scaled(limits.sii.lower, scale), _scaled(limits.sii.upper, scale)
+    )
     rii = limits.rii
     rii_limits = Limits(result.rii, rii.lower if rii else None, rii.upper if rii else None)
     return sii_limits, rii_limits, method, None
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value / scale
+
+
+def _dsr_row(g: GroupStat, scale: float) -> tuple[float, float, float | None, float | None]:
+    """(population, DSR, 95% limits) per person rather than per person-year."""
+    at95 = g.estimate.at(0.95) if _has(g, 0.95) else Interval(0.95, None, None)
+    return (
+        float(g.denominator or 0.0),
+        float(g.estimate.value or 0.0) * scale,
+        None if at95.lower is None else at95.lower * scale,
+        None if at95.upper is None else at95.upper * scale,
+    )
 
 
 def _has(stat: GroupStat, level: float) -> bool:

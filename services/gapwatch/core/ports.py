@@ -29,10 +29,8 @@ class CountReader(Protocol):
         """Sum of every field over the buckets of the given ICBs."""
         ...
 
-    async def bucket_versions(
-        self, icbs: Sequence[str], buckets: Sequence[Bucket]
-    ) -> Sequence[str | None]:
-        """An id of the last write to each (ICB, bucket), ICB-major (None: never written)."""
+    async def versions(self, icbs: Sequence[str]) -> Sequence[str | None]:
+        """An id of the last write to any bucket of each ICB (None: never written)."""
         ...
 
     async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]: ...

@@ -48,8 +48,12 @@ status: ## show the local stack
 demo: install ## live stack + 7 days of history + live events for every ICB; Ctrl-C stops it all
 	scripts/demo
 
-bench: install ## bench-v1 ingest benchmark (prints JSON)
+bench: install ## bench-v1 ingest benchmark, then bench-api (prints two JSON documents)
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_api.py
+
+bench-api: install ## API load benchmark: gap-query p99 at 50 clients with wrk (prints JSON)
+	$(PY) scripts/bench_api.py
 
 run-ingest: install ## run an ingest worker in the foreground
 	$(VENV)/bin/gapwatch ingest
@@ -62,4 +66,4 @@ run-publisher: install ## publish live synthetic events at 200/s
 
 check: test ## what CI runs
 
-.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench run-ingest run-api run-publisher check
+.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench bench-api run-ingest run-api run-publisher check

@@ -134,6 +134,33 @@ GAPWATCH_404 = (
     + "\n"
 )
 
+# wrk -t1 -c2 -d1s against a server slower than the run: no request completed.
+NO_REQUESTS = (
+    "\n".join(
+        [
+            "Running 1s test @ http://127.0.0.1:18780",
+            "  1 threads and 2 connections",
+            "  Thread Stats   Avg      Stdev     Max   +/- Stdev",
+            "    Latency     0.00us    0.00us   0.00us    -nan%",
+            "    Req/Sec     0.00      0.00     0.00      -nan%",
+            "  Latency Distribution",
+            "     50%    0.00us",
+            "     75%    0.00us",
+            "     90%    0.00us",
+            "     99%    0.00us",
+            "  0 requests in 1.01s, 0.00B read",
+            "Requests/sec:      0.00",
+            "Transfer/sec:       0.00B",
+            'GAPWATCH_WRK {"responses":0,"non_2xx":0,"non_2xx_by_status":{},"reques'
+            'ts":0,"duration_us":1005408,"bytes":0,"errors":{"connect":0,"read":0,"'
+            'write":0,"status":0,"timeout":0},"latency_us":{"min":-9223372036854775'
+            '808,"mean":0.0,"stdev":0.0,"p50":0,"p75":0,"p90":0,"p99":0,"p99_9":0,"'
+            'max":0}}',
+        ]
+    )
+    + "\n"
+)
+
 
 def test_mixed_units_report() -> None:
     out = bench_api.parse_wrk(MIXED_UNITS)
@@ -202,6 +229,7 @@ def test_not_a_wrk_report() -> None:
 
 def _run(p99: float, non_2xx: int = 0, timeouts: int = 0) -> dict[str, Any]:
     return {
+        "requests": 30_000,
         "latency_ms": {"p50": 5.0, "p99": p99},
         "requests_per_s": 1000.0,
         "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": timeouts},
@@ -314,3 +342,11 @@ def test_noisy_when_others_use_the_cpu_or_hold_redis() -> None:
     assert bench_api.is_noisy({**quiet, "cpu_utilisation": {"other": 0.6}})
     assert bench_api.is_noisy({**quiet, "redis_ping_ms": {"max": 1600.0}})
     assert not bench_api.is_noisy({**quiet, "redis_ping_ms": {"n": 0}})
+
+
+def test_a_run_without_requests_parses_and_never_meets_the_target() -> None:
+    out = bench_api.parse_wrk(NO_REQUESTS)
+    assert out["requests"] == 0
+    assert out["latency_ms"]["p99"] == 0.0
+    assert out["bytes_read"] == 0
+    assert not bench_api.target_met(out)

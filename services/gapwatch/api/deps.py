@@ -28,7 +28,7 @@ class Context:
     responses: ResponseCache
 
 
-def _context(request: Request) -> Context:
+async def _context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 

@@ -99,6 +99,12 @@ class ApiSettings(_Section):
     cache_windows: int = Field(
         256, ge=1, description="window sums kept in memory, re-read when a bucket changes"
     )
+    versions_max_age_ms: float = Field(
+        250.0,
+        ge=0,
+        description="how old the ICBs' write ids may be before a request re-reads them "
+        "(answers are at most this stale)",
+    )
 
 
 class RefdataSettings(_Section):

@@ -34,11 +34,10 @@ class MemoryStore:
             self.buckets[key] = merged
             self.versions_by_icb[key[2]] = self.versions_by_icb.get(key[2], 0) + 1
 
-    async def versions(self, icbs: Sequence[str]) -> list[str | None]:
+    async def versions(self) -> dict[str, str]:
         if self.down:
             raise TransientError("redis unavailable: connection refused")
-        found = (self.versions_by_icb.get(icb) for icb in icbs)
-        return [None if v is None else str(v) for v in found]
+        return {icb: str(v) for icb, v in self.versions_by_icb.items()}
 
     async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
         if self.down:
@@ -64,7 +63,13 @@ def store() -> MemoryStore:
 
 @pytest.fixture()
 def client(store: MemoryStore, tiny_ref) -> TestClient:
-    app = create_app(Settings(), store, tiny_ref, clock_ms=lambda: NOW, broker_check=lambda: True)
+    app = create_app(
+        Settings(api={"versions_max_age_ms": 0}),
+        store,
+        tiny_ref,
+        clock_ms=lambda: NOW,
+        broker_check=lambda: True,
+    )
     return TestClient(app)
 
 

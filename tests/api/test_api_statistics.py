@@ -47,7 +47,7 @@ def ref(tiny_ref: ReferenceData) -> ReferenceData:
 
 @pytest.fixture()
 def api(store: MemoryStore, ref: ReferenceData) -> TestClient:
-    settings = Settings(api={"sii_repetitions": 20_000})
+    settings = Settings(api={"sii_repetitions": 20_000, "versions_max_age_ms": 0})
     return TestClient(create_app(settings, store, ref, clock_ms=lambda: NOW))
 
 
@@ -235,7 +235,9 @@ def test_a_worse_area_is_flagged_against_england(store, tiny_ref):
         store.add(
             NOW - HOUR_MS, Profile("QHL", "1", "1", "white", "18-39", "female", ()), ("ed_arrival",)
         )
-    api = TestClient(create_app(Settings(), store, ref, clock_ms=lambda: NOW))
+    api = TestClient(
+        create_app(Settings(api={"versions_max_age_ms": 0}), store, ref, clock_ms=lambda: NOW)
+    )
     body = api.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=24h").json()
     assert body["benchmark"]["significance"].startswith("High")
     assert body["benchmark"]["assessment"] == "worse"  # lower is better for A&E attendance

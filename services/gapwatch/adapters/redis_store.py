@@ -227,16 +227,14 @@ class RedisStore:
                 total[name] = total.get(name, 0) + int(value)
         return total
 
-    async def versions(self, icbs: Sequence[str]) -> list[str | None]:
-        """The id of the last write to any bucket of each ICB (None: never written).
-        One small read, so readers can cache sums on it."""
-        if not icbs:
-            return []
+    async def versions(self) -> dict[str, str]:
+        """ICB -> id of the last write to any of its buckets (ICBs never written are
+        absent). One small hash, so readers can cache sums on it."""
         try:
-            found: Any = await self._r.hmget(self.versions_key, list(icbs))
+            found: Any = await self._r.hgetall(self.versions_key)
         except (RedisError, OSError) as exc:
             raise TransientError(f"redis unavailable: {exc}") from exc
-        return [None if v is None else str(v) for v in found]
+        return {str(k): str(v) for k, v in found.items()}
 
     async def freshness(self, now_ms: int) -> dict[str, FreshnessRow]:
         """Per provider: latest event time, latest write, events received in the last

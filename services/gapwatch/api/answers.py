@@ -9,13 +9,13 @@ time): repeated dashboard queries cost one small Redis read and no statistics.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Response
 
-from gapwatch.api.count_cache import WindowSums
+from gapwatch.api.deps import Context
 from gapwatch.api.schemas import (
     BenchmarkOut,
     EthnicComparisonOut,
@@ -36,7 +36,7 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.report import Report, area_total, build_report
 from gapwatch.core.windows import DAY_MS, Bucket, Window
 
-__all__ = ["Area", "Query", "ResponseCache", "answer"]
+__all__ = ["Area", "Query", "answer"]
 
 ENGLAND_ONS = "E92000001"
 MINUTE_MS = 60_000
@@ -64,72 +64,59 @@ class Query:
     options: ReportOptions
 
 
-class ResponseCache:
-    """Serialised responses by (query, data version, minute); small LRU."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
-
-    def get(self, key: tuple[object, ...]) -> bytes | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: tuple[object, ...], body: bytes) -> None:
-        self._items[key] = body
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-
 async def answer(
     area: Area,
-    query: Query,
-    sums: WindowSums,
-    cache: ResponseCache,
-    ref: ReferenceData,
-    now_ms: int,
+    request_key: tuple[str, str],
+    make_query: Callable[[], Query],
+    ctx: Context,
 ) -> Response:
-    """The JSON response for ``query`` over ``area``, from cache when nothing changed."""
+    """The JSON response for a request over ``area``, from cache when nothing changed.
+
+    ``request_key`` (path, query string) identifies the request; ``make_query`` checks
+    its parameters and plans the window, and only runs when the answer is not cached.
+    """
+    now_ms = ctx.clock_ms()
     minute = now_ms - now_ms % MINUTE_MS
-    local = await sums.get(area.icbs, query.buckets)
-    with_benchmark = area.kind != "england"
-    england = await sums.get((ENGLAND,), query.buckets) if with_benchmark else None
-    key = (area.code, query, local.version, england.version if england else None, minute)
-    body = cache.get(key)
+    versions = await ctx.versions.of((*area.icbs, ENGLAND))
+    key = (area.code, request_key, versions, minute)
+    body = ctx.responses.get(key)
     if body is None:
-        # Rates divide by the time elapsed (the current hour is only partly over),
-        # counted to the minute so a cached answer stays right for that minute.
-        elapsed_ms = max(min(query.window.end_ms, minute) - query.window.start_ms, 0)
-        years = max(elapsed_ms, 1) / DAY_MS / DAYS_PER_YEAR
-        population_icbs = _population_icbs(area, ref)
-        report = build_report(
-            query.indicator,
-            query.by,
-            local.counts,
-            ref.population,
-            population_icbs,
-            years,
-            query.options,
-        )
-        bench = None
-        if england is not None:
-            england_total = area_total(
-                query.indicator,
-                england.counts,
-                ref.population,
-                tuple(ref.icbs),
-                years,
-                query.options,
-            )
-            bench = benchmark(
-                query.indicator, report.total, england_total, query.options.standardised
-            )
-        out = _present(area, query, report, bench, ref, minute, elapsed_ms)
-        body = out.model_dump_json().encode()
-        cache.put(key, body)
+        body = await _compute(area, make_query(), ctx, versions, minute)
+        ctx.responses.put(key, body)
     return Response(content=body, media_type=JSON)
+
+
+async def _compute(
+    area: Area, query: Query, ctx: Context, versions: tuple[str | None, ...], minute: int
+) -> bytes:
+    ref = ctx.ref
+    local = await ctx.sums.get(area.icbs, query.buckets, versions[:-1])
+    with_benchmark = area.kind != "england"
+    england = (
+        await ctx.sums.get((ENGLAND,), query.buckets, versions[-1:]) if with_benchmark else None
+    )
+    # Rates divide by the time elapsed (the current hour is only partly over),
+    # counted to the minute so a cached answer stays right for that minute.
+    elapsed_ms = max(min(query.window.end_ms, minute) - query.window.start_ms, 0)
+    years = max(elapsed_ms, 1) / DAY_MS / DAYS_PER_YEAR
+    population_icbs = _population_icbs(area, ref)
+    report = build_report(
+        query.indicator,
+        query.by,
+        local.counts,
+        ref.population,
+        population_icbs,
+        years,
+        query.options,
+    )
+    bench = None
+    if england is not None:
+        england_total = area_total(
+            query.indicator, england.counts, ref.population, tuple(ref.icbs), years, query.options
+        )
+        bench = benchmark(query.indicator, report.total, england_total, query.options.standardised)
+    out = _present(area, query, report, bench, ref, minute, elapsed_ms)
+    return out.model_dump_json().encode()
 
 
 def _population_icbs(area: Area, ref: ReferenceData) -> tuple[str, ...]:

@@ -12,8 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gapwatch import __version__
 from gapwatch.adapters.metrics import ApiMetrics
-from gapwatch.api.answers import ResponseCache
-from gapwatch.api.count_cache import WindowSums
+from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.api.deps import Context
 from gapwatch.api.routes import catalogue, freshness, health, indicators
 from gapwatch.core.errors import TransientError
@@ -84,6 +83,7 @@ def create_app(
         ref=ref,
         clock_ms=clock_ms or (lambda: time.time_ns() // 1_000_000),
         broker_check=broker_check or (lambda: True),
+        versions=Versions(store.versions, settings.api.versions_max_age_ms),
         sums=WindowSums(store, settings.api.cache_windows),
         responses=ResponseCache(),
     )

@@ -3,23 +3,61 @@
 Summing a 28-day window reads ~50 hashes of hundreds of fields each; doing that on every
 request would cost tens of milliseconds. Every write stamps the ICBs it touched with a
 fresh id (``RedisStore.versions``), so a window's sum is reused until that ICB is
-written again: one HMGET per request. A sum read while a write lands may already
-include that write; the next request sees the new id and re-reads, so a cached sum is
-never older than the ids it was checked against. (Per ICB rather than per bucket keeps
-the check to one small read; a write to any of the ICB's buckets re-reads the window.)
+written again. (Per ICB rather than per bucket keeps the check small; a write to any of
+the ICB's buckets re-reads the window.)
+
+The ids themselves are read at most every ``max_age_ms`` (default 250 ms) by whichever
+request finds them old, not on every request: a popular dashboard then costs no Redis
+read at all, and an answer is at most that old, far inside the 2 s from event to screen.
+A sum read while a write lands may already include that write; the next id read sees
+the new id and re-reads, so a cached sum is never older than the ids it carries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gapwatch.core.ports import CountReader
 from gapwatch.core.windows import Bucket
 
-__all__ = ["WindowCounts", "WindowSums"]
+__all__ = ["ResponseCache", "Versions", "WindowCounts", "WindowSums"]
+
+
+class Versions:
+    """A snapshot of every ICB's write id, refreshed when older than ``max_age_ms``.
+
+    Concurrent requests that find it old share one refresh.
+    """
+
+    def __init__(
+        self,
+        read_all: Callable[[], Awaitable[Mapping[str, str]]],
+        max_age_ms: float = 250.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read_all = read_all
+        self._max_age_s = max_age_ms / 1000
+        self._clock = clock
+        self._ids: Mapping[str, str] = {}
+        self._read_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.reads = 0
+
+    async def of(self, icbs: Sequence[str]) -> tuple[str | None, ...]:
+        if self._clock() - self._read_at >= self._max_age_s:
+            async with self._lock:
+                started = self._clock()
+                if started - self._read_at >= self._max_age_s:
+                    self._ids = await self._read_all()
+                    self._read_at = started
+                    self.reads += 1
+        ids = self._ids
+        return tuple(ids.get(icb) for icb in icbs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +80,11 @@ class WindowSums:
         self.hits = 0
         self.misses = 0
 
-    async def get(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> WindowCounts:
+    async def get(
+        self, icbs: Sequence[str], buckets: Sequence[Bucket], versions: Sequence[str | None]
+    ) -> WindowCounts:
+        """The sum over ``buckets`` of ``icbs``, whose current write ids are ``versions``."""
         key = (tuple(icbs), tuple(buckets))
-        versions = await self._store.versions(key[0])
         version = _digest(versions)
         cached = self._cache.get(key)
         if cached is not None and cached.version == version:
@@ -63,3 +103,22 @@ class WindowSums:
 def _digest(versions: Sequence[str | None]) -> str:
     joined = "|".join(v or "-" for v in versions)
     return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+
+
+class ResponseCache:
+    """Serialised responses by (query, data version, minute); small LRU."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[object, ...], body: bytes) -> None:
+        self._items[key] = body
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)

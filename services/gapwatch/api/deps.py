@@ -8,8 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gapwatch.api.answers import ResponseCache
-from gapwatch.api.count_cache import WindowSums
+from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.core.ports import CountReader
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.settings import Settings
@@ -24,6 +23,7 @@ class Context:
     ref: ReferenceData
     clock_ms: Callable[[], int]
     broker_check: Callable[[], bool]
+    versions: Versions
     sums: WindowSums
     responses: ResponseCache
 

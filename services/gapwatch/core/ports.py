@@ -29,8 +29,8 @@ class CountReader(Protocol):
         """Sum of every field over the buckets of the given ICBs."""
         ...
 
-    async def versions(self, icbs: Sequence[str]) -> Sequence[str | None]:
-        """An id of the last write to any bucket of each ICB (None: never written)."""
+    async def versions(self) -> Mapping[str, str]:
+        """ICB -> an id of the last write to any of its buckets (absent: never written)."""
         ...
 
     async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]: ...

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Query as QueryParam
 
 from gapwatch.api.answers import ENGLAND_ONS, Area, Query, answer
@@ -123,6 +124,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def icb_indicator(
     ctx: ContextDep,
+    request: Request,
     icb: str,
     indicator: str,
     by: By = "imd_quintile",
@@ -133,9 +135,13 @@ async def icb_indicator(
     standardised: Standardised = False,
 ) -> Response:
     code = _icb_code(ctx, icb)
-    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
     area = Area("icb", code, ctx.ref.icbs[code].name, (code,))
-    return await _answer(ctx, area, query)
+    return await _answer(
+        ctx,
+        area,
+        request,
+        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
+    )
 
 
 @router.get(
@@ -146,6 +152,7 @@ async def icb_indicator(
 )
 async def region_indicator(
     ctx: ContextDep,
+    request: Request,
     region: str,
     indicator: str,
     by: By = "imd_quintile",
@@ -161,8 +168,12 @@ async def region_indicator(
         known = sorted({i.region_ods_code for i in ctx.ref.icbs.values()})
         raise HTTPException(404, f"unknown region {region!r}: use one of {', '.join(known)}")
     name = ctx.ref.icbs[icbs[0]].region_name
-    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
-    return await _answer(ctx, Area("region", code, name, icbs), query)
+    return await _answer(
+        ctx,
+        Area("region", code, name, icbs),
+        request,
+        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
+    )
 
 
 @router.get(
@@ -173,6 +184,7 @@ async def region_indicator(
 )
 async def england_indicator(
     ctx: ContextDep,
+    request: Request,
     indicator: str,
     by: By = "imd_quintile",
     window: WindowParam = None,
@@ -181,12 +193,18 @@ async def england_indicator(
     confidence: Confidence = None,
     standardised: Standardised = False,
 ) -> Response:
-    query = _query(ctx, indicator, by, window, start, end, confidence, standardised)
-    return await _answer(ctx, Area("england", ENGLAND_ONS, "England", (ENGLAND,)), query)
+    return await _answer(
+        ctx,
+        Area("england", ENGLAND_ONS, "England", (ENGLAND,)),
+        request,
+        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
+    )
 
 
-async def _answer(ctx: Context, area: Area, query: Query) -> Response:
+async def _answer(
+    ctx: Context, area: Area, request: Request, make_query: Callable[[], Query]
+) -> Response:
     try:
-        return await answer(area, query, ctx.sums, ctx.responses, ctx.ref, ctx.clock_ms())
+        return await answer(area, (request.url.path, request.url.query), make_query, ctx)
     except StatisticsError as exc:
         raise HTTPException(422, str(exc)) from exc

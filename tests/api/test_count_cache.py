@@ -1,0 +1,52 @@
+"""The write-id snapshot and window sums behind the API's caches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gapwatch.api.count_cache import Versions, WindowSums
+from gapwatch.core.windows import Bucket
+from tests.api.conftest import MemoryStore, profile
+
+DAY = Bucket("d", 0)
+
+
+def test_write_ids_are_reread_only_when_older_than_the_max_age():
+    now = [0.0]
+    reads: list[int] = []
+    ids = {"QOP": "a"}
+
+    async def read_all() -> dict[str, str]:
+        reads.append(1)
+        return dict(ids)
+
+    async def scenario() -> None:
+        versions = Versions(read_all, max_age_ms=250, clock=lambda: now[0])
+        assert await versions.of(["QOP", "QHL"]) == ("a", None)
+        ids["QOP"] = "b"
+        now[0] = 0.2
+        assert await versions.of(["QOP"]) == ("a",)  # 200 ms old: still used
+        now[0] = 0.25
+        assert await versions.of(["QOP"]) == ("b",)
+        # Many requests finding it old at once share one read.
+        now[0] = 1.0
+        await asyncio.gather(*(versions.of(["QOP"]) for _ in range(20)))
+
+    asyncio.run(scenario())
+    assert len(reads) == 3
+
+
+def test_a_window_sum_is_reused_while_its_ids_match():
+    store = MemoryStore()
+    store.add(1_000, profile("1"), ("ed_arrival",))
+
+    async def scenario() -> None:
+        sums = WindowSums(store)
+        first = await sums.get(["QOP"], [DAY], ("v1",))
+        store.add(2_000, profile("1"), ("ed_arrival",))
+        assert await sums.get(["QOP"], [DAY], ("v1",)) is first  # same id: not re-read
+        second = await sums.get(["QOP"], [DAY], ("v2",))
+        assert second.counts["ed_arrival|imd_decile|2"] == 2
+        assert (sums.hits, sums.misses) == (1, 2)
+
+    asyncio.run(scenario())

@@ -52,7 +52,11 @@ def test_counts_in_the_window_are_summed_by_group(client, store):
     assert numerators == {"1": 2, "2": 0, "3": 0, "4": 0, "5": 1, "unknown": 0}
     assert body["total"]["numerator"] == 3
     q1 = body["groups"][0]
-    elapsed_years = (23.5 / 24) / 365.25
+    # 23.5 hours have elapsed; rates count elapsed time in steps of a thousandth of the
+    # window (86.4 s for 24 h), so the denominator is at most one step short of that.
+    days = body["window"]["days"]
+    assert 23.5 / 24 - 86.4 / 86400 < days <= 23.5 / 24
+    elapsed_years = days / 365.25
     assert q1["value"] == pytest.approx(2 / (12_000 * elapsed_years) * 100_000)
     assert body["imd_edition"] == "IoD2025"
     week = client.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=7d").json()

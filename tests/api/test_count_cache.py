@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from gapwatch.api.answers import tick_for
 from gapwatch.api.count_cache import Versions, WindowSums
-from gapwatch.core.windows import Bucket
+from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket, Window
 from tests.api.conftest import MemoryStore, profile
 
 DAY = Bucket("d", 0)
@@ -50,3 +51,8 @@ def test_a_window_sum_is_reused_while_its_ids_match():
         assert (sums.hits, sums.misses) == (1, 2)
 
     asyncio.run(scenario())
+
+
+def test_rates_count_elapsed_time_in_thousandths_of_the_window():
+    assert tick_for(Window(0, HOUR_MS)) == 60_000  # never below a minute
+    assert tick_for(Window(0, 28 * DAY_MS)) == 28 * DAY_MS // 1000  # 40.32 minutes

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from gapwatch.core.ports import CountReader
 from gapwatch.core.windows import Bucket
 
-__all__ = ["ResponseCache", "Versions", "WindowCounts", "WindowSums"]
+__all__ = ["CachedAnswer", "ResponseCache", "Versions", "WindowCounts", "WindowSums"]
 
 
 class Versions:
@@ -105,20 +105,31 @@ def _digest(versions: Sequence[str | None]) -> str:
     return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    tick_ms: int
+    """Rates' elapsed time is counted in steps of this (see ``answers.tick_for``)."""
+    stamp_ms: int
+    """The step the answer was computed for: valid while ``now - now % tick_ms`` is it."""
+    body: bytes
+
+
 class ResponseCache:
-    """Serialised responses by (query, data version, minute); small LRU."""
+    """Serialised answers by (area, request, write ids); small LRU."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[object, ...], CachedAnswer] = OrderedDict()
 
-    def get(self, key: tuple[object, ...]) -> bytes | None:
+    def get(self, key: tuple[object, ...], now_ms: int) -> bytes | None:
         found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
+        if found is None or now_ms - now_ms % found.tick_ms != found.stamp_ms:
+            return None
+        self._items.move_to_end(key)
+        return found.body
 
-    def put(self, key: tuple[object, ...], body: bytes) -> None:
-        self._items[key] = body
+    def put(self, key: tuple[object, ...], answer: CachedAnswer) -> None:
+        self._items[key] = answer
+        self._items.move_to_end(key)
         while len(self._items) > self._size:
             self._items.popitem(last=False)

@@ -122,9 +122,9 @@ def read_count(counts: Mapping[str, int], measure: str, by: str, group: str) -> 
 
 
 def total_of(counts: Mapping[str, int], measure: str) -> int:
-    """A measure's total: the sum over the groups of one breakdown."""
-    prefix = f"{measure}|{_TOTAL_VIA}|"
-    return sum(v for k, v in counts.items() if k.startswith(prefix))
+    """A measure's total: the sum over the groups of one breakdown (every event is in
+    exactly one sex group, ``unknown`` included)."""
+    return sum(counts.get(f"{measure}|{_TOTAL_VIA}|{g}", 0) for g in SEX_GROUPS)
 
 
 @dataclass(slots=True)

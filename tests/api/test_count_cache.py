@@ -6,6 +6,7 @@ import asyncio
 
 from gapwatch.api.answers import tick_for
 from gapwatch.api.count_cache import Versions, WindowSums
+from gapwatch.core.errors import TransientError
 from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket, Window
 from tests.api.conftest import MemoryStore, profile
 
@@ -19,22 +20,42 @@ def test_write_ids_are_reread_only_when_older_than_the_max_age():
 
     async def read_all() -> dict[str, str]:
         reads.append(1)
+        await asyncio.sleep(0)
         return dict(ids)
 
     async def scenario() -> None:
         versions = Versions(read_all, max_age_ms=250, clock=lambda: now[0])
-        assert await versions.of(["QOP", "QHL"]) == ("a", None)
+        assert await versions.of(["QOP", "QHL"]) == ("a", None)  # first read is awaited
         ids["QOP"] = "b"
         now[0] = 0.2
         assert await versions.of(["QOP"]) == ("a",)  # 200 ms old: still used
-        now[0] = 0.25
+        now[0] = 0.3
+        # Old but under twice the max age: answered at once, refreshed behind the scenes.
+        assert await versions.of(["QOP"]) == ("a",)
+        await asyncio.sleep(0.01)
         assert await versions.of(["QOP"]) == ("b",)
-        # Many requests finding it old at once share one read.
+        # Over twice the max age: wait; many requests at once share one read.
+        ids["QOP"] = "c"
         now[0] = 1.0
-        await asyncio.gather(*(versions.of(["QOP"]) for _ in range(20)))
+        seen = await asyncio.gather(*(versions.of(["QOP"]) for _ in range(20)))
+        assert set(seen) == {("c",)}
 
     asyncio.run(scenario())
     assert len(reads) == 3
+
+
+def test_a_failed_read_reaches_every_waiting_request():
+    async def read_all() -> dict[str, str]:
+        raise TransientError("redis unavailable: connection refused")
+
+    async def scenario() -> None:
+        versions = Versions(read_all, max_age_ms=250)
+        results = await asyncio.gather(
+            *(versions.of(["QOP"]) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, TransientError) for r in results)
+
+    asyncio.run(scenario())
 
 
 def test_a_window_sum_is_reused_while_its_ids_match():

@@ -31,7 +31,11 @@ __all__ = ["CachedAnswer", "ResponseCache", "Versions", "WindowCounts", "WindowS
 class Versions:
     """A snapshot of every ICB's write id, refreshed when older than ``max_age_ms``.
 
-    Concurrent requests that find it old share one refresh.
+    One read at a time, shared: every request that finds the snapshot old awaits the same
+    read and all resume together (a lock would wake them one loop turn apart, a convoy
+    that queued requests for hundreds of milliseconds under load). While a refresh is
+    running, requests use the snapshot as it is unless it is over twice ``max_age_ms``
+    old, so a busy server never stalls on it.
     """
 
     def __init__(
@@ -45,19 +49,28 @@ class Versions:
         self._clock = clock
         self._ids: Mapping[str, str] = {}
         self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None
         self.reads = 0
 
     async def of(self, icbs: Sequence[str]) -> tuple[str | None, ...]:
-        if self._clock() - self._read_at >= self._max_age_s:
-            async with self._lock:
-                started = self._clock()
-                if started - self._read_at >= self._max_age_s:
-                    self._ids = await self._read_all()
-                    self._read_at = started
-                    self.reads += 1
+        age = self._clock() - self._read_at
+        if age >= self._max_age_s:
+            pending = self._pending
+            if pending is None:
+                pending = self._pending = asyncio.get_running_loop().create_task(self._read())
+            if age >= 2 * self._max_age_s:
+                await asyncio.shield(pending)
         ids = self._ids
         return tuple(ids.get(icb) for icb in icbs)
+
+    async def _read(self) -> None:
+        try:
+            started = self._clock()
+            self._ids = await self._read_all()
+            self._read_at = started
+            self.reads += 1
+        finally:
+            self._pending = None
 
 
 @dataclass(frozen=True, slots=True)

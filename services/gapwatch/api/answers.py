@@ -15,7 +15,7 @@ from typing import Literal
 
 from fastapi import Response
 
-from gapwatch.api.count_cache import CachedAnswer
+from gapwatch.api.count_cache import CachedAnswer, CachedArea, RequestKey
 from gapwatch.api.deps import Context
 from gapwatch.api.schemas import (
     BenchmarkOut,
@@ -37,7 +37,7 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.report import Report, area_total, build_report
 from gapwatch.core.windows import DAY_MS, Bucket, Window
 
-__all__ = ["Area", "Query", "answer"]
+__all__ = ["Area", "Query", "answer", "cache_key"]
 
 ENGLAND_ONS = "E92000001"
 MINUTE_MS = 60_000
@@ -67,9 +67,10 @@ class Query:
 
 async def answer(
     area: Area,
-    request_key: tuple[str, str],
+    request_key: RequestKey,
     make_query: Callable[[], Query],
     ctx: Context,
+    route: object = None,
 ) -> Response:
     """The JSON response for a request over ``area``, from cache when nothing changed.
 
@@ -78,7 +79,7 @@ async def answer(
     """
     now_ms = ctx.clock_ms()
     versions = await ctx.versions.of((*area.icbs, ENGLAND))
-    key = (area.code, request_key, versions)
+    key = cache_key(area.code, request_key, versions)
     body = ctx.responses.get(key, now_ms)
     if body is None:
         query = make_query()
@@ -86,7 +87,14 @@ async def answer(
         stamp = now_ms - now_ms % tick
         body = await _compute(area, query, ctx, versions, stamp)
         ctx.responses.put(key, CachedAnswer(tick, stamp, body))
+        ctx.responses.remember(request_key, CachedArea(area.code, area.icbs, route))
     return Response(content=body, media_type=JSON)
+
+
+def cache_key(
+    area_code: str, request_key: RequestKey, versions: tuple[str | None, ...]
+) -> tuple[object, ...]:
+    return (area_code, request_key, versions)
 
 
 def tick_for(window: Window) -> int:

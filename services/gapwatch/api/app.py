@@ -14,6 +14,7 @@ from gapwatch import __version__
 from gapwatch.adapters.metrics import ApiMetrics
 from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.api.deps import Context
+from gapwatch.api.fast_path import CachedAnswersFirst
 from gapwatch.api.routes import catalogue, freshness, health, indicators
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import CountReader
@@ -90,6 +91,8 @@ def create_app(
     metrics = ApiMetrics.create()
     app.state.metrics = metrics
 
+    # Starlette wraps in reverse order: metrics outermost, then cached answers.
+    app.add_middleware(CachedAnswersFirst, context=lambda: app.state.ctx)
     app.add_middleware(_Observe, metrics=metrics)
 
     @app.exception_handler(TransientError)

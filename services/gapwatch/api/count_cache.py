@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from gapwatch.core.ports import CountReader
 from gapwatch.core.windows import Bucket
 
-__all__ = ["CachedAnswer", "ResponseCache", "Versions", "WindowCounts", "WindowSums"]
+__all__ = [
+    "CachedAnswer",
+    "CachedArea",
+    "RequestKey",
+    "ResponseCache",
+    "Versions",
+    "WindowCounts",
+    "WindowSums",
+]
 
 
 class Versions:
@@ -118,6 +126,19 @@ def _digest(versions: Sequence[str | None]) -> str:
     return hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
 
 
+RequestKey = tuple[str, bytes]
+"""(path, raw query string) of a GET."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedArea:
+    code: str
+    icbs: tuple[str, ...]
+    """The ICB slots the answer reads (England's benchmark slot is added by the reader)."""
+    route: object
+    """The matched route, so request metrics keep their route label."""
+
+
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
     tick_ms: int
@@ -133,6 +154,17 @@ class ResponseCache:
     def __init__(self, size: int = 1024) -> None:
         self._size = size
         self._items: OrderedDict[tuple[object, ...], CachedAnswer] = OrderedDict()
+        self._areas: OrderedDict[RequestKey, CachedArea] = OrderedDict()
+
+    def remember(self, request: RequestKey, area: CachedArea) -> None:
+        """Which area (and route) a request reads, so ``fast_path`` can find its answer."""
+        self._areas[request] = area
+        self._areas.move_to_end(request)
+        while len(self._areas) > self._size:
+            self._areas.popitem(last=False)
+
+    def area_of(self, request: RequestKey) -> CachedArea | None:
+        return self._areas.get(request)
 
     def get(self, key: tuple[object, ...], now_ms: int) -> bytes | None:
         found = self._items.get(key)

@@ -205,6 +205,7 @@ async def _answer(
     ctx: Context, area: Area, request: Request, make_query: Callable[[], Query]
 ) -> Response:
     try:
-        return await answer(area, (request.url.path, request.url.query), make_query, ctx)
+        request_key = (request.scope["path"], request.scope["query_string"])
+        return await answer(area, request_key, make_query, ctx, request.scope.get("route"))
     except StatisticsError as exc:
         raise HTTPException(422, str(exc)) from exc

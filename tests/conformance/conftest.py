@@ -22,6 +22,31 @@ from tests.conftest import need
 
 Rows = list[dict[str, str]]
 
+# Worst error seen per test file and kind ("relative", "absolute", "of CI width") and the
+# number of comparisons, printed at the end of the run: the conformance summary.
+_RESULTS: dict[tuple[str, str], list[float]] = {}
+_CURRENT = ["?"]
+
+
+@pytest.fixture(autouse=True)
+def _conformance_file(request: pytest.FixtureRequest) -> None:
+    _CURRENT[0] = request.path.name
+
+
+def record(kind: str, error: float) -> None:
+    """Note one comparison's error for the summary."""
+    entry = _RESULTS.setdefault((_CURRENT[0], kind), [0, 0.0])
+    entry[0] += 1
+    entry[1] = max(entry[1], error)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _RESULTS:
+        return
+    terminalreporter.section("PHE conformance: comparisons and worst error")
+    for (name, kind), (count, worst) in sorted(_RESULTS.items()):
+        terminalreporter.write_line(f"{name:38} {kind:13} {int(count):6d}  {worst:.3g}")
+
 
 def _source() -> Path:
     configured = os.environ.get("GAPWATCH_PHE_REFERENCE_DIR")
@@ -65,6 +90,7 @@ def assert_close(
         return 0.0
     assert got is not None, f"{what}: expected {expected!r}, got missing"
     err = abs(got - expected) / max(abs(expected), 1e-300) if expected != 0 else abs(got)
+    record("relative", err)
     assert math.isclose(got, expected, rel_tol=rel, abs_tol=0 if expected else 1e-12), (
         f"{what}: got {got!r}, expected {expected!r} (relative error {err:.3g})"
     )

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from gapwatch.core.stats import funnel, funnel_limits
-from tests.conformance.conftest import Rows, num
+from tests.conformance.conftest import Rows, num, record
 
 PhCsv = Callable[[str], Rows]
 
@@ -102,6 +102,9 @@ def _check_columns(
             continue
         assert value is not None, f"{where} {column}: expected {expected!r}, got missing"
         allowed = tolerance(column, expected) + FLOAT_SLACK * abs(expected)
+        record("absolute", abs(value - expected))
+        if expected:
+            record("relative", abs(value - expected) / abs(expected))
         assert abs(value - expected) <= allowed, (
             f"{where} {column}: got {value!r}, expected {expected!r} "
             f"(difference {abs(value - expected):.3g}, allowed {allowed:.3g})"
@@ -139,6 +142,7 @@ def test_proportion_significance_matches_phe(
 ) -> None:
     rows, labels = proportion_labels
     case = rows[row - 1]
+    record("label wrong", float(labels[row - 1] != case["significance"]))
     assert labels[row - 1] == case["significance"], f"row {row}: {case}"
 
 
@@ -157,6 +161,7 @@ def test_ratio_significance_matches_phe(
 ) -> None:
     rows, labels = ratio_labels
     case = rows[row - 1]
+    record("label wrong", float(labels[row - 1] != case["significance"]))
     assert labels[row - 1] == case["significance"], f"row {row}: {case}"
 
 
@@ -200,6 +205,7 @@ def test_rate_significance_matches_phe(
     ref: PhCsv, rate_labels: dict[str, dict[int, funnel.Significance]], variant: str, row: int
 ) -> None:
     case = ref("funnel_rate_significance.csv")[row - 1]
+    record("label wrong", float(rate_labels[variant][row] != case[variant]))
     assert rate_labels[variant][row] == case[variant], f"{variant} row {row}: {case}"
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from gapwatch.core.errors import StatisticsError
 from gapwatch.core.stats.sii import GroupedSii, SiiInput, SiiResult, sii, sii_by_group
-from tests.conformance.conftest import Rows, _source, assert_close, num
+from tests.conformance.conftest import Rows, _source, assert_close, num, record
 
 REPETITIONS = 100_000
 WIDTH_FRACTION = 0.02
@@ -79,9 +79,9 @@ def _input(record: Row, value: str = "value", uncertainty: str = "se") -> SiiInp
 def _group(rows: list[Row], **how: str) -> dict[Key, list[SiiInput]]:
     """Grouped as testSII.R groups them: by area, grouping1 and grouping2."""
     groups: dict[Key, list[SiiInput]] = {}
-    for record in rows:
-        key = (record["area"], record["grouping1"], record["grouping2"])
-        groups.setdefault(key, []).append(_input(record, **how))
+    for entry in rows:
+        key = (entry["area"], entry["grouping1"], entry["grouping2"])
+        groups.setdefault(key, []).append(_input(entry, **how))
     return groups
 
 
@@ -166,6 +166,8 @@ def test_limits_are_within_two_percent_of_the_ci_width(
             assert limits.sii.lower is not None and limits.sii.upper is not None
             assert limits.sii.lower <= result.sii <= limits.sii.upper
     for column, got, expected, width in pairs:
+        if got is not None and width:
+            record("of CI width", abs(got - expected) / width)
         assert got is not None, f"{case_id} {column}: missing"
         assert abs(got - expected) <= WIDTH_FRACTION * width, (
             f"{case_id} {column}: got {got!r}, expected {expected!r}, "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Query as QueryParam
 
 from gapwatch.api.answers import ENGLAND_ONS, Area, Query, answer
@@ -59,56 +59,81 @@ def _levels(confidence: list[float] | None) -> tuple[float, ...]:
     return tuple(dict.fromkeys((0.95, *extra)))
 
 
-def _query(
-    ctx: Context,
+@dataclass(frozen=True)
+class IndicatorParams:
+    """The query parameters every indicator endpoint takes, checked only when an answer
+    has to be computed (a cached answer was computed from exactly these)."""
+
+    indicator: str
+    by: str
+    window: str | None
+    start: str | None
+    end: str | None
+    confidence: list[float] | None
+    standardised: bool
+
+    def query(self, ctx: Context) -> Query:
+        definition = CATALOGUE.get(self.indicator)
+        if definition is None:
+            raise HTTPException(404, f"unknown indicator {self.indicator!r}: see /v1/indicators")
+        by = self.by
+        if by not in BREAKDOWNS:
+            raise HTTPException(
+                422, f"unknown breakdown {by!r}: use one of {', '.join(BREAKDOWNS)}"
+            )
+        if self.standardised and definition.kind != "rate":
+            raise HTTPException(
+                422, f"{self.indicator} is a proportion: only rates can be age-standardised"
+            )
+        start, end = self.start, self.end
+        window = self.window or (None if start else definition.default_window)
+        requested = _window(ctx, window, start, end)
+        hour_floor = ctx.clock_ms() - ctx.settings.ingest.hour_retention_days * DAY_MS
+        actual, buckets = plan(requested, hour_floor)
+        api = ctx.settings.api
+        options = ReportOptions(
+            levels=_levels(self.confidence),
+            standardised=self.standardised,
+            reference_ethnic_group=api.reference_ethnic_group,
+            sii_repetitions=api.sii_repetitions,
+            sii_seed=api.sii_seed,
+        )
+        label = self.window or (f"{start}/{end}" if start else definition.default_window)
+        return Query(definition, by, label, actual, tuple(buckets), options)
+
+
+def _params(
     indicator: str,
-    by: str,
-    window: str | None,
-    start: str | None,
-    end: str | None,
-    confidence: list[float] | None,
-    standardised: bool,
-) -> Query:
-    definition = CATALOGUE.get(indicator)
-    if definition is None:
-        raise HTTPException(404, f"unknown indicator {indicator!r}: see /v1/indicators")
-    if by not in BREAKDOWNS:
-        raise HTTPException(422, f"unknown breakdown {by!r}: use one of {', '.join(BREAKDOWNS)}")
-    if standardised and definition.kind != "rate":
-        raise HTTPException(422, f"{indicator} is a proportion: only rates can be age-standardised")
-    requested = _window(ctx, window or (None if start else definition.default_window), start, end)
-    hour_floor = ctx.clock_ms() - ctx.settings.ingest.hour_retention_days * DAY_MS
-    actual, buckets = plan(requested, hour_floor)
-    api = ctx.settings.api
-    options = ReportOptions(
-        levels=_levels(confidence),
-        standardised=standardised,
-        reference_ethnic_group=api.reference_ethnic_group,
-        sii_repetitions=api.sii_repetitions,
-        sii_seed=api.sii_seed,
-    )
-    label = window or (f"{start}/{end}" if start else definition.default_window)
-    return Query(definition, by, label, actual, tuple(buckets), options)
+    by: Annotated[
+        str, QueryParam(description=f"breakdown: one of {', '.join(BREAKDOWNS)}")
+    ] = "imd_quintile",
+    window: Annotated[
+        str | None,
+        QueryParam(description="rolling window ending this hour: 1h, 24h, 7d, 28d (any Nh/Nd)"),
+    ] = None,
+    start: Annotated[str | None, QueryParam(description="ISO-8601 start (with end)")] = None,
+    end: Annotated[
+        str | None, QueryParam(description="ISO-8601 end, exclusive (with start)")
+    ] = None,
+    confidence: Annotated[
+        list[float] | None,
+        QueryParam(
+            description="extra confidence levels for the limits, e.g. 0.998 or 99.8 "
+            "(repeatable; 95% is always given as lower95/upper95). Gaps use the first "
+            "level requested."
+        ),
+    ] = None,
+    standardised: Annotated[
+        bool,
+        QueryParam(
+            description="rates only: directly age-standardised rates (ESP2013, Dobson limits)"
+        ),
+    ] = False,
+) -> IndicatorParams:
+    return IndicatorParams(indicator, by, window, start, end, confidence, standardised)
 
 
-By = Annotated[str, QueryParam(description=f"breakdown: one of {', '.join(BREAKDOWNS)}")]
-WindowParam = Annotated[
-    str | None,
-    QueryParam(description="rolling window ending this hour: 1h, 24h, 7d, 28d (any Nh/Nd)"),
-]
-Start = Annotated[str | None, QueryParam(description="ISO-8601 start (with end)")]
-End = Annotated[str | None, QueryParam(description="ISO-8601 end, exclusive (with start)")]
-Confidence = Annotated[
-    list[float] | None,
-    QueryParam(
-        description="extra confidence levels for the limits, e.g. 0.998 or 99.8 (repeatable; "
-        "95% is always given as lower95/upper95). Gaps use the first level requested."
-    ),
-]
-Standardised = Annotated[
-    bool,
-    QueryParam(description="rates only: directly age-standardised rates (ESP2013, Dobson limits)"),
-]
+Params = Annotated[IndicatorParams, Depends(_params)]
 RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ProblemOut},
     422: {"model": ProblemOut},
@@ -122,26 +147,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     response_model=IndicatorValuesOut,
     responses=RESPONSES,
 )
-async def icb_indicator(
-    ctx: ContextDep,
-    request: Request,
-    icb: str,
-    indicator: str,
-    by: By = "imd_quintile",
-    window: WindowParam = None,
-    start: Start = None,
-    end: End = None,
-    confidence: Confidence = None,
-    standardised: Standardised = False,
-) -> Response:
+async def icb_indicator(ctx: ContextDep, request: Request, icb: str, params: Params) -> Response:
     code = _icb_code(ctx, icb)
-    area = Area("icb", code, ctx.ref.icbs[code].name, (code,))
-    return await _answer(
-        ctx,
-        area,
-        request,
-        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
-    )
+    return await _answer(ctx, Area("icb", code, ctx.ref.icbs[code].name, (code,)), request, params)
 
 
 @router.get(
@@ -151,16 +159,7 @@ async def icb_indicator(
     responses=RESPONSES,
 )
 async def region_indicator(
-    ctx: ContextDep,
-    request: Request,
-    region: str,
-    indicator: str,
-    by: By = "imd_quintile",
-    window: WindowParam = None,
-    start: Start = None,
-    end: End = None,
-    confidence: Confidence = None,
-    standardised: Standardised = False,
+    ctx: ContextDep, request: Request, region: str, params: Params
 ) -> Response:
     code = region.upper()
     icbs = tuple(sorted(i.ods_code for i in ctx.ref.icbs.values() if i.region_ods_code == code))
@@ -168,12 +167,7 @@ async def region_indicator(
         known = sorted({i.region_ods_code for i in ctx.ref.icbs.values()})
         raise HTTPException(404, f"unknown region {region!r}: use one of {', '.join(known)}")
     name = ctx.ref.icbs[icbs[0]].region_name
-    return await _answer(
-        ctx,
-        Area("region", code, name, icbs),
-        request,
-        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
-    )
+    return await _answer(ctx, Area("region", code, name, icbs), request, params)
 
 
 @router.get(
@@ -182,30 +176,15 @@ async def region_indicator(
     response_model=IndicatorValuesOut,
     responses=RESPONSES,
 )
-async def england_indicator(
-    ctx: ContextDep,
-    request: Request,
-    indicator: str,
-    by: By = "imd_quintile",
-    window: WindowParam = None,
-    start: Start = None,
-    end: End = None,
-    confidence: Confidence = None,
-    standardised: Standardised = False,
-) -> Response:
-    return await _answer(
-        ctx,
-        Area("england", ENGLAND_ONS, "England", (ENGLAND,)),
-        request,
-        lambda: _query(ctx, indicator, by, window, start, end, confidence, standardised),
-    )
+async def england_indicator(ctx: ContextDep, request: Request, params: Params) -> Response:
+    area = Area("england", ENGLAND_ONS, "England", (ENGLAND,))
+    return await _answer(ctx, area, request, params)
 
 
-async def _answer(
-    ctx: Context, area: Area, request: Request, make_query: Callable[[], Query]
-) -> Response:
+async def _answer(ctx: Context, area: Area, request: Request, params: IndicatorParams) -> Response:
     try:
         request_key = (request.scope["path"], request.scope["query_string"])
-        return await answer(area, request_key, make_query, ctx, request.scope.get("route"))
+        route = request.scope.get("route")
+        return await answer(area, request_key, lambda: params.query(ctx), ctx, route)
     except StatisticsError as exc:
         raise HTTPException(422, str(exc)) from exc

@@ -163,6 +163,9 @@ def test_standardised_rates_are_dobson_dsrs(api, store):
     _arrive(store)
     body = api.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=28d&standardised=true").json()
     assert body["standardised"] is True
+    # ESP2013 counts live in day buckets: the window widens to whole UTC days.
+    assert body["window"]["start"].endswith("T00:00:00Z")
+    assert body["window"]["end"].endswith("T00:00:00Z")
     years = body["window"]["days"] / 365.25
     q1 = body["groups"][0]
     # One ESP band (30-34) holds everyone, so the DSR equals the crude rate and its

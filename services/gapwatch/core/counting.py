@@ -10,11 +10,12 @@ so a total is the sum over any one breakdown: ``total_of``) and no IMD quintile 
 q is deciles 2q-1 and 2q: ``read_count``). That keeps the per-event writes to four
 breakdowns.
 
-Numerators of rates are also counted once per event in a cross of IMD quintile, sex and
-ESP2013 age band (field ``"<measure>|esp|<quintile>/<sex>/<band>"``): what a directly
-age-standardised rate needs for any IMD quintile or sex group, and the total
-(``esp_counts``). Quintiles rather than deciles keep the hashes small: that cross alone
-can hold 6 x 4 x 20 fields per measure.
+Numerators of rates are also counted once per event, in day buckets only, in a cross of
+IMD quintile, sex and ESP2013 age band (field ``"<measure>|esp|<quintile>/<sex>/<band>"``):
+what a directly age-standardised rate needs for any IMD quintile or sex group, and the
+total (``esp_counts``). That cross can hold 6 x 4 x 20 fields per measure and is sparse
+in an hour, so it stays out of hour buckets (it was a third of all fields written there);
+age-standardised rates are therefore read over whole days.
 
 Every bucket is also summed into an England bucket (``ENGLAND``, see ``with_england``)
 at write time, so an England comparator costs one ICB's read, not 42.
@@ -158,9 +159,10 @@ class CountAccumulator:
             profile.esp_band,
             profile.imd_quintile,
         )
-        names = _FIELDS_CACHE.get(key)
-        if names is None:
-            names = _FIELDS_CACHE[key] = _fields(key)
+        found = _FIELDS_CACHE.get(key)
+        if found is None:
+            found = _FIELDS_CACHE[key] = _fields(key)
+        names, hour_names = found
         hour = occurred_at_ms - occurred_at_ms % HOUR_MS
         icb = profile.icb
         buckets = self.buckets
@@ -174,30 +176,33 @@ class CountAccumulator:
             counter = buckets.get(hour_key)
             if counter is None:
                 counter = buckets[hour_key] = Counter()
-            counter.update(names)
+            counter.update(hour_names)
         self.events += 1
 
     def deltas(self) -> dict[BucketKey, Counter[str]]:
         """Increments per bucket: each event adds 1 to ``events`` and to each of its
-        measures, under every breakdown, in its day bucket (and hour bucket if recent)."""
+        measures, under every breakdown, in its day bucket (and hour bucket if recent);
+        the ESP2013 cross goes to day buckets only."""
         return self.buckets
 
 
 # Bounded by the number of distinct (measures, groups) combinations: about 20 measure
 # sets x 11 x 6 x 7 x 4 x 20 groups at most, far fewer in practice.
-_FIELDS_CACHE: dict[_FieldsKey, tuple[str, ...]] = {}
+_FIELDS_CACHE: dict[_FieldsKey, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
-def _fields(key: _FieldsKey) -> tuple[str, ...]:
+def _fields(key: _FieldsKey) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(day bucket fields, hour bucket fields) of one combination."""
     measures, d, eth, age, sex, esp, quintile = key
-    out: list[str] = []
+    hour: list[str] = []
     for m in ("events", *measures):
-        out += (
+        hour += (
             f"{m}|imd_decile|{d}",
             f"{m}|ethnic_group|{eth}",
             f"{m}|age_band|{age}",
             f"{m}|sex|{sex}",
         )
-        if m in STANDARDISED_MEASURES:
-            out.append(esp_field(m, quintile, sex, esp))
-    return tuple(out)
+    standardised = [
+        esp_field(m, quintile, sex, esp) for m in measures if m in STANDARDISED_MEASURES
+    ]
+    return (*hour, *standardised), tuple(hour)

@@ -23,6 +23,7 @@ __all__ = [
     "plan",
     "aligned_window",
     "rolling_window",
+    "whole_days",
 ]
 
 HOUR_MS: Final = 3_600_000
@@ -83,6 +84,12 @@ def aligned_window(start_ms: int, end_ms: int) -> Window:
     start = bucket_start(start_ms, HOUR_MS)
     end = bucket_start(end_ms + HOUR_MS - 1, HOUR_MS)
     return Window(start, end)
+
+
+def whole_days(window: Window) -> Window:
+    """Widen a window outward to whole UTC days (what day-bucket-only figures read)."""
+    end = bucket_start(window.end_ms + DAY_MS - 1, DAY_MS)
+    return Window(bucket_start(window.start_ms, DAY_MS), end)
 
 
 def plan(window: Window, hour_floor_ms: int) -> tuple[Window, list[Bucket]]:

@@ -150,7 +150,7 @@ class VectorAccumulator:
                 _count_cells(
                     counters, rows, _LOOKUP[by][chosen], len(BREAKDOWNS[by]), _NAMES[(measure, by)]
                 )
-            if measure in STANDARDISED_MEASURES:
+            if granularity == "d" and measure in STANDARDISED_MEASURES:
                 _count_cells(counters, rows, esp[has], len(ESP_CELLS), _ESP_NAMES[measure])
 
 

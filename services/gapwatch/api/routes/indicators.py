@@ -17,7 +17,14 @@ from gapwatch.core.errors import StatisticsError
 from gapwatch.core.group_stats import ReportOptions
 from gapwatch.core.indicators import BREAKDOWNS, CATALOGUE
 from gapwatch.core.stats.confidence import normalise_levels
-from gapwatch.core.windows import DAY_MS, Window, aligned_window, parse_duration, plan
+from gapwatch.core.windows import (
+    DAY_MS,
+    Window,
+    aligned_window,
+    parse_duration,
+    plan,
+    whole_days,
+)
 from gapwatch.core.windows import rolling_window as rolling
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
@@ -88,6 +95,9 @@ class IndicatorParams:
         start, end = self.start, self.end
         window = self.window or (None if start else definition.default_window)
         requested = _window(ctx, window, start, end)
+        if self.standardised:
+            # The ESP2013 counts are kept in day buckets only.
+            requested = whole_days(requested)
         hour_floor = ctx.clock_ms() - ctx.settings.ingest.hour_retention_days * DAY_MS
         actual, buckets = plan(requested, hour_floor)
         api = ctx.settings.api

@@ -76,4 +76,5 @@ def test_a_window_sum_is_reused_while_its_ids_match():
 
 def test_rates_count_elapsed_time_in_thousandths_of_the_window():
     assert tick_for(Window(0, HOUR_MS)) == 60_000  # never below a minute
-    assert tick_for(Window(0, 28 * DAY_MS)) == 28 * DAY_MS // 1000  # 40.32 minutes
+    assert tick_for(Window(0, 28 * DAY_MS)) == 2_419_000  # 40.3 minutes, whole seconds
+    assert tick_for(Window(0, DAY_MS)) == 86_000

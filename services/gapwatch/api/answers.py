@@ -102,7 +102,8 @@ def tick_for(window: Window) -> int:
     least a minute. A rate is then at most 0.1% above its value at the exact second, far
     inside its confidence interval, and a 28-day answer is recomputed every 40 minutes
     rather than every minute when no event arrives."""
-    return max(MINUTE_MS, (window.end_ms - window.start_ms) // 1000)
+    whole_seconds = (window.end_ms - window.start_ms) // 1000 // 1000 * 1000
+    return max(MINUTE_MS, whole_seconds)
 
 
 async def _compute(

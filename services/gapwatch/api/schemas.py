@@ -102,7 +102,11 @@ class ImdGapOut(BaseModel):
     )
     sii_lower: float | None
     sii_upper: float | None
-    rii: float | None = Field(description="relative index of inequality")
+    rii: float | None = Field(
+        description="relative index of inequality: the modelled value at the least deprived "
+        "end over the most deprived end (PHE convention: below 1 when values are higher "
+        "in more deprived areas)"
+    )
     rii_lower: float | None
     rii_upper: float | None
     note: str | None = Field(None, description="why the SII/RII is missing, if it is")

@@ -24,6 +24,7 @@ _COMMANDS = (
     "gapwatch.api.command",
     "gapwatch.publisher.command",
     "gapwatch.topics",
+    "gapwatch.ingest.reconcile",
     "gapwatch.refdata.command",
 )
 

@@ -8,6 +8,7 @@ import io
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -155,6 +156,23 @@ def test_counts_reach_the_api_exactly_and_bad_messages_reach_the_dlq(stack, qop_
     assert _metric(worker_metrics, "gapwatch_events_counted_total") == 1000
     assert _metric(worker_metrics, "gapwatch_dead_letters_total") == 20
     assert _metric(worker_metrics, "gapwatch_events_consumed_total") == 1020
+    # The reconciliation read from Redis: every partition balances.
+    assert _metric(worker_metrics, "gapwatch_partition_unbalanced") == 0
+    consumed = [
+        line
+        for line in worker_metrics.splitlines()
+        if line.startswith("gapwatch_partition_events{") and 'kind="consumed"' in line
+    ]
+    assert consumed and sum(float(line.rsplit(" ", 1)[1]) for line in consumed) == 1020
+    reconcile = subprocess.run(
+        [sys.executable, "-m", "gapwatch", "reconcile", "--require-data"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert reconcile.returncode == 0, reconcile.stderr
     _promtool_accepts(worker_metrics)
     _promtool_accepts(api_metrics)
 

@@ -7,6 +7,7 @@ reason, route; never a trust, person or ICB.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -18,6 +19,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gapwatch.core.reconcile import KINDS, PartitionBalance
 
 __all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics", "IngestMetrics", "render"]
 
@@ -51,6 +54,8 @@ class IngestMetrics:
     end_to_end_seconds: Histogram
     consumer_lag: Gauge
     redis_retries: Counter
+    partition_events: Gauge
+    partition_unbalanced: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IngestMetrics:
@@ -113,7 +118,27 @@ class IngestMetrics:
             redis_retries=Counter(
                 "gapwatch_redis_retries", "Redis writes retried after an error", registry=r
             ),
+            partition_events=Gauge(
+                "gapwatch_partition_events",
+                "Totals stored in Redis with the counts, per partition since the store began "
+                "(kind: messages, consumed, counted, duplicates, dead_lettered)",
+                ["partition", "kind"],
+                registry=r,
+            ),
+            partition_unbalanced=Gauge(
+                "gapwatch_partition_unbalanced",
+                "1 when consumed != counted + duplicates + dead_lettered for the partition",
+                ["partition"],
+                registry=r,
+            ),
         )
+
+    def show_balances(self, rows: Iterable[PartitionBalance]) -> None:
+        """Set the reconciliation gauges from balances read from Redis."""
+        for row in rows:
+            for kind in KINDS:
+                self.partition_events.labels(row.partition, kind).set(getattr(row, kind))
+            self.partition_unbalanced.labels(row.partition).set(0 if row.balanced else 1)
 
 
 @dataclass(frozen=True)

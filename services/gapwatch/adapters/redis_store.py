@@ -200,16 +200,27 @@ class RedisStore:
     # reads ------------------------------------------------------------------------
     async def load_offsets(self, topic: str) -> dict[int, int]:
         """partition -> next offset to read, for partitions that have any."""
-        try:
-            raw: Any = await self._r.hgetall(self.offsets_key)
-        except (RedisError, OSError) as exc:
-            raise TransientError(f"redis unavailable: {exc}") from exc
         prefix = f"{topic}:"
-        return {int(k[len(prefix) :]): int(v) for k, v in raw.items() if k.startswith(prefix)}
+        return {
+            int(k[len(prefix) :]): v
+            for k, v in (await self.all_offsets()).items()
+            if k.startswith(prefix)
+        }
+
+    async def all_offsets(self) -> dict[str, int]:
+        """``"<topic>:<partition>"`` -> next offset to read, for every topic."""
+        return await self._int_hash(self.offsets_key)
 
     async def tallies(self) -> dict[str, int]:
-        raw: Any = await self._r.hgetall(self.tally_key)
-        return {k: int(v) for k, v in raw.items()}
+        """``"<topic>:<partition>:<kind>"`` -> total, written with the counts."""
+        return await self._int_hash(self.tally_key)
+
+    async def _int_hash(self, key: str) -> dict[str, int]:
+        try:
+            raw: Any = await self._r.hgetall(key)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        return {str(k): int(v) for k, v in raw.items()}
 
     async def sum_counts(self, icbs: Sequence[str], buckets: Sequence[Bucket]) -> dict[str, int]:
         """Sum every field over the given buckets of the given ICBs."""

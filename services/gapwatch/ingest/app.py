@@ -23,6 +23,8 @@ from aiokafka.errors import IllegalStateError
 from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.adapters.metrics import CONTENT_TYPE_LATEST, IngestMetrics, render
 from gapwatch.adapters.redis_store import RedisStore
+from gapwatch.core.errors import TransientError
+from gapwatch.core.reconcile import balances
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
@@ -169,6 +171,10 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
+        try:  # the reconciliation is what Redis holds, across restarts and workers
+            metrics.show_balances(balances(await store.tallies(), await store.all_offsets()))
+        except TransientError:
+            pass  # Redis down: the other metrics still answer; readyz reports it
         # aiohttp refuses a charset inside content_type; the exposition is ASCII anyway.
         content_type = CONTENT_TYPE_LATEST.split("; charset")[0]
         return web.bytes(render(metrics.registry), content_type=content_type)

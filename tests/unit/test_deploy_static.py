@@ -54,6 +54,7 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 # Sub-command -> the module that registers it (gapwatch.cli._COMMANDS; checked below).
 COMMAND_MODULES = {
     "topics": "gapwatch.topics",
+    "reconcile": "gapwatch.ingest.reconcile",
     "ingest": "gapwatch.ingest.command",
     "api": "gapwatch.api.command",
     "publish": "gapwatch.publisher.command",

@@ -192,7 +192,7 @@ _DENOMINATORS = (
 
 def _group(g: GroupStat) -> GroupOut:
     est = g.estimate
-    at95 = next((i for i in est.intervals if abs(i.level - 0.95) < 1e-12), None)
+    at95 = est.find(0.95)
     return GroupOut(
         group=g.group,
         numerator=g.numerator,
@@ -255,7 +255,7 @@ def _gap(report: Report) -> ImdGapOut | EthnicGapOut | None:
 def _benchmark(bench: Benchmark | None) -> BenchmarkOut | None:
     if bench is None:
         return None
-    at95 = next((i for i in bench.estimate.intervals if abs(i.level - 0.95) < 1e-12), None)
+    at95 = bench.estimate.find(0.95)
     return BenchmarkOut(
         area=bench.area,
         value=bench.estimate.value,

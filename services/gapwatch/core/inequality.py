@@ -135,17 +135,13 @@ def _scaled(value: float | None, scale: float) -> float | None:
 
 def _dsr_row(g: GroupStat, scale: float) -> tuple[float, float, float | None, float | None]:
     """(population, DSR, 95% limits) per person rather than per person-year."""
-    at95 = g.estimate.at(0.95) if _has(g, 0.95) else Interval(0.95, None, None)
+    at95 = g.estimate.find(0.95) or Interval(0.95, None, None)
     return (
         float(g.denominator or 0.0),
         float(g.estimate.value or 0.0) * scale,
         None if at95.lower is None else at95.lower * scale,
         None if at95.upper is None else at95.upper * scale,
     )
-
-
-def _has(stat: GroupStat, level: float) -> bool:
-    return any(abs(i.level - level) < 1e-12 for i in stat.estimate.intervals)
 
 
 @lru_cache(maxsize=4096)

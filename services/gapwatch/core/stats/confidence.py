@@ -20,6 +20,7 @@ __all__ = [
     "Estimate",
     "Interval",
     "level_label",
+    "no_limits",
     "normalise_level",
     "normalise_levels",
     "z_two_sided",
@@ -80,8 +81,20 @@ class Estimate:
 
     def at(self, level: float) -> Interval:
         """The interval at ``level`` (which must have been requested)."""
+        found = self.find(level)
+        if found is None:
+            raise KeyError(f"no interval at confidence {level!r}")
+        return found
+
+    def find(self, level: float) -> Interval | None:
+        """The interval at ``level``, or None when it was not requested."""
         wanted = normalise_level(level)
         for interval in self.intervals:
             if abs(interval.level - wanted) < 1e-12:
                 return interval
-        raise KeyError(f"no interval at confidence {level!r}")
+        return None
+
+
+def no_limits(levels: Iterable[float]) -> tuple[Interval, ...]:
+    """Missing limits at each level (a statistic that is missing or suppressed)."""
+    return tuple(Interval(level, None, None) for level in levels)

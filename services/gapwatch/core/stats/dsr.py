@@ -18,6 +18,7 @@ from gapwatch.core.stats.confidence import (
     DEFAULT_LEVELS,
     Estimate,
     Interval,
+    no_limits,
     normalise_levels,
 )
 from gapwatch.core.stats.poisson import byar_lower, byar_upper
@@ -130,7 +131,7 @@ def _dobson(
     total = math.fsum(counts)
     total_pop = math.fsum(populations)
     if total < MIN_DSR_COUNT:
-        missing = tuple(Interval(level, None, None) for level in levels)
+        missing = no_limits(levels)
         return DsrResult(total, total_pop, Estimate(None, missing, SUPPRESSED, method))
     weighted = math.fsum(w * x / n for x, n, w in zip(counts, populations, standard, strict=True))
     value = multiplier * weighted / math.fsum(standard)

@@ -17,11 +17,9 @@ from gapwatch.core.errors import StatisticsError
 from gapwatch.core.stats.confidence import (
     DEFAULT_LEVELS,
     Estimate,
-    Interval,
     normalise_levels,
 )
-from gapwatch.core.stats.poisson import count_limits
-from gapwatch.core.stats.rate import check_multiplier, count_method, format_multiplier
+from gapwatch.core.stats.rate import check_multiplier, format_multiplier, scaled_count
 
 __all__ = ["IsrResult", "expected_count", "isr_rate", "isr_ratio", "reference_rate"]
 
@@ -110,26 +108,6 @@ def _observed(counts: Sequence[float | None] | None, observed: float | None) -> 
     return math.fsum(_zero_if_missing(counts, "local count"))
 
 
-def _standardised(
-    observed: float,
-    expected: float,
-    scale: float,
-    levels: tuple[float, ...],
-    statistic: str,
-) -> Estimate:
-    """O/E times ``scale`` with the count's limits scaled the same way."""
-    method = count_method(observed)
-    if expected == 0:
-        missing = tuple(Interval(level, None, None) for level in levels)
-        return Estimate(None, missing, statistic, method)
-    intervals = []
-    for level in levels:
-        lower, upper, _ = count_limits(observed, level)
-        scaled_lower = None if lower is None else lower / expected * scale
-        intervals.append(Interval(level, scaled_lower, upper / expected * scale))
-    return Estimate(observed / expected * scale, tuple(intervals), statistic, method)
-
-
 def isr_ratio(
     counts: Sequence[float | None] | None,
     populations: Sequence[float | None],
@@ -150,7 +128,7 @@ def isr_ratio(
     total = _observed(counts, observed)
     expected = expected_count(populations, ref_counts, ref_populations)
     statistic = f"indirectly standardised ratio x {format_multiplier(refvalue)}"
-    return IsrResult(total, expected, _standardised(total, expected, refvalue, wanted, statistic))
+    return IsrResult(total, expected, scaled_count(total, expected, refvalue, wanted, statistic))
 
 
 def isr_rate(
@@ -173,5 +151,5 @@ def isr_rate(
     expected = expected_count(populations, ref_counts, ref_populations)
     ref_rate = reference_rate(ref_counts, ref_populations, multiplier)
     statistic = f"indirectly standardised rate per {format_multiplier(multiplier)}"
-    estimate = _standardised(total, expected, ref_rate, wanted, statistic)
+    estimate = scaled_count(total, expected, ref_rate, wanted, statistic)
     return IsrResult(total, expected, estimate, ref_rate)

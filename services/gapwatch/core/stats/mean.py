@@ -19,6 +19,7 @@ from gapwatch.core.stats.confidence import (
     DEFAULT_LEVELS,
     Estimate,
     Interval,
+    no_limits,
     normalise_levels,
 )
 
@@ -52,7 +53,7 @@ def _intervals(
     value: float, stdev: float | None, count: int, levels: tuple[float, ...]
 ) -> tuple[Interval, ...]:
     if stdev is None:
-        return tuple(Interval(level, None, None) for level in levels)
+        return no_limits(levels)
     standard_error = stdev / math.sqrt(count)
     intervals = []
     for level in levels:
@@ -78,7 +79,7 @@ def mean(
         raise StatisticsError("a mean's values must be finite numbers or missing (None)")
     present = [float(v) for v in values if v is not None]
     if len(present) < count:
-        missing = tuple(Interval(level, None, None) for level in wanted)
+        missing = no_limits(wanted)
         return MeanEstimate(None, count, None, Estimate(None, missing, MEAN, STUDENT_T))
     total = math.fsum(present)
     stdev = statistics.stdev(present) if count > 1 else None

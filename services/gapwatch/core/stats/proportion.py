@@ -17,6 +17,7 @@ from gapwatch.core.stats.confidence import (
     DEFAULT_LEVELS,
     Estimate,
     Interval,
+    no_limits,
     normalise_level,
     normalise_levels,
     z_two_sided,
@@ -102,7 +103,7 @@ def proportion(
     _check(x, n)
     statistic = _statistic(multiplier)
     if x is None or n is None:
-        missing = tuple(Interval(level, None, None) for level in wanted)
+        missing = no_limits(wanted)
         return Estimate(None, missing, statistic, WILSON)
     intervals = tuple(
         Interval(

@@ -16,11 +16,18 @@ from gapwatch.core.stats.confidence import (
     DEFAULT_LEVELS,
     Estimate,
     Interval,
+    no_limits,
     normalise_levels,
 )
 from gapwatch.core.stats.poisson import BYAR_FROM, count_limits
 
-__all__ = ["check_multiplier", "count_method", "crude_rate", "format_multiplier"]
+__all__ = [
+    "check_multiplier",
+    "count_method",
+    "crude_rate",
+    "format_multiplier",
+    "scaled_count",
+]
 
 
 def check_multiplier(multiplier: float) -> None:
@@ -72,13 +79,26 @@ def crude_rate(
     check_multiplier(multiplier)
     _check(x, n)
     statistic = f"rate per {format_multiplier(multiplier)}"
-    method = count_method(x)
-    if x is None or n is None:
-        missing = tuple(Interval(level, None, None) for level in wanted)
-        return Estimate(None, missing, statistic, method)
+    return scaled_count(x, n, multiplier, wanted, statistic)
+
+
+def scaled_count(
+    count: float | None,
+    divisor: float | None,
+    scale: float,
+    levels: tuple[float, ...],
+    statistic: str,
+) -> Estimate:
+    """``count / divisor * scale`` with the count's Poisson limits (exact below 10 events,
+    Byar from 10) scaled the same way: a crude rate (divisor = population) or an
+    indirectly standardised ratio (divisor = expected count). Missing when the count or
+    the divisor is missing or zero."""
+    method = count_method(count)
+    if count is None or not divisor:
+        return Estimate(None, no_limits(levels), statistic, method)
     intervals = []
-    for level in wanted:
-        lower, upper, _ = count_limits(x, level)
-        scaled_lower = None if lower is None else lower / n * multiplier
-        intervals.append(Interval(level, scaled_lower, upper / n * multiplier))
-    return Estimate(x / n * multiplier, tuple(intervals), statistic, method)
+    for level in levels:
+        lower, upper, _ = count_limits(count, level)
+        scaled_lower = None if lower is None else lower / divisor * scale
+        intervals.append(Interval(level, scaled_lower, upper / divisor * scale))
+    return Estimate(count / divisor * scale, tuple(intervals), statistic, method)

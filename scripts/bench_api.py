@@ -110,6 +110,7 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
 from gapwatch.devstack.services import ManagedProcess, free_port, isolated_env, redis_answers
+from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, ChunkResult, InMessage, PartitionTally
 from gapwatch.publisher.producer import EncounterProducer, ProducerOptions
 from gapwatch.publisher.scenario import Scenario, ScenarioConfig
@@ -435,7 +436,13 @@ def count_events(
     ing = settings.ingest
     limits = Limits(ing.day_retention_days * DAY_MS, ing.future_skew_s * 1000)
     wire: Any = codec if plan.avro else InProcessWire(codec)
-    processor = ChunkProcessor(wire, ref, limits, ing.hour_retention_days * DAY_MS)
+    processor = ChunkProcessor(
+        wire,
+        ref,
+        limits,
+        ing.hour_retention_days * DAY_MS,
+        SeenIds(ing.dedup_horizon_days * DAY_MS),
+    )
     topic = InProcessTopic(PARTITIONS)
     producer = EncounterProducer(
         KafkaSettings(topic=plan.topic, dlq_topic=f"{plan.topic}.dlq", partitions=PARTITIONS),
@@ -471,12 +478,13 @@ async def write_totals(settings: Settings, plan: FillPlan, totals: Totals) -> Js
     ing = settings.ingest
     retention = {"h": ing.hour_retention_days * DAY_MS, "d": ing.day_retention_days * DAY_MS}
     store = RedisStore.from_url(settings.redis.url, plan.namespace)
+    epoch, _ = await store.adopt_epoch()
     started, calls = time.perf_counter(), 0
     try:
         for part, last in slices(totals.deltas, WRITE_FIELDS):
             commits = totals.commits() if last else []
             fresh = totals.freshness if last else {}
-            await store.apply(plan.topic, commits, part, fresh, wall_ms(), retention)
+            await store.apply(plan.topic, commits, part, fresh, wall_ms(), retention, epoch=epoch)
             calls += 1
     finally:
         await store.close()

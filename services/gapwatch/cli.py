@@ -25,6 +25,8 @@ _COMMANDS = (
     "gapwatch.publisher.command",
     "gapwatch.topics",
     "gapwatch.ingest.reconcile",
+    "gapwatch.ingest.rebuild",
+    "gapwatch.ingest.dlq",
     "gapwatch.refdata.command",
 )
 

@@ -71,6 +71,9 @@ class IngestSettings(_Section):
     """Day buckets are kept 400 days; older events are dead-lettered as ``too_late``."""
     future_skew_s: int = Field(900, ge=0)
     """Events more than 15 minutes in the future are clock errors."""
+    dedup_horizon_days: int = Field(8, ge=1)
+    """An event_id published again within 8 days of its event time (or of when it was
+    first produced, if later) counts once; the index holds one horizon of ids."""
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
     redis_retry_attempts: int = Field(60, ge=1)

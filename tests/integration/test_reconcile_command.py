@@ -24,10 +24,15 @@ RETENTION = {"h": 8 * DAY_MS, "d": 400 * DAY_MS}
 def _ingest(redis_url: str, namespace: str) -> None:
     async def write() -> None:
         store = RedisStore.from_url(redis_url, namespace)
+        epoch, _ = await store.adopt_epoch()
         deltas = {("d", D0, "QOP"): Counter({"ed_arrival|sex|female": 9})}
         # partition 0: 2 messages, 10 events, 9 counted, 1 dead-lettered
-        await store.apply("t", [PartitionCommit(0, -1, 2, 2, 10, 9, 1)], deltas, {}, D0, RETENTION)
-        await store.apply("t", [PartitionCommit(3, -1, 1, 1, 5, 5, 0)], deltas, {}, D0, RETENTION)
+        await store.apply(
+            "t", [PartitionCommit(0, -1, 2, 2, 10, 9, 1)], deltas, {}, D0, RETENTION, epoch=epoch
+        )
+        await store.apply(
+            "t", [PartitionCommit(3, -1, 1, 1, 5, 5, 0)], deltas, {}, D0, RETENTION, epoch=epoch
+        )
         await store.close()
 
     asyncio.run(write())

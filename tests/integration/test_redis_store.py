@@ -29,14 +29,23 @@ def _commit(partition, expected, new, counted=2):
 def test_apply_writes_counts_offsets_and_tallies_atomically(redis_url, namespace):
     async def scenario():
         store = RedisStore.from_url(redis_url, namespace)
+        epoch, _ = await store.adopt_epoch()
         deltas = {
             ("d", D0, "QOP"): Counter({"ed_arrival|sex|female": 2}),
             ("h", D0 + HOUR_MS, "QOP"): Counter({"ed_arrival|sex|female": 2}),
         }
         await store.apply(
-            "t", [_commit(0, -1, 5)], deltas, {"R0A": (D0 + 5, 2)}, D0 + 2 * HOUR_MS, RETENTION
+            "t",
+            [_commit(0, -1, 5)],
+            deltas,
+            {"R0A": (D0 + 5, 2)},
+            D0 + 2 * HOUR_MS,
+            RETENTION,
+            epoch=epoch,
         )
-        await store.apply("t", [_commit(0, 5, 9)], deltas, {}, D0 + 2 * HOUR_MS, RETENTION)
+        await store.apply(
+            "t", [_commit(0, 5, 9)], deltas, {}, D0 + 2 * HOUR_MS, RETENTION, epoch=epoch
+        )
         offsets = await store.load_offsets("t")
         tallies = await store.tallies()
         day = await store.sum_counts(["QOP"], [Bucket("d", D0)])
@@ -56,12 +65,13 @@ def test_apply_writes_counts_offsets_and_tallies_atomically(redis_url, namespace
 def test_a_stale_writer_changes_nothing(redis_url, namespace):
     async def scenario():
         store = RedisStore.from_url(redis_url, namespace)
+        epoch, _ = await store.adopt_epoch()
         deltas = {("d", D0, "QOP"): Counter({"events|sex|male": 1})}
-        await store.apply("t", [_commit(3, -1, 10)], deltas, {}, D0, RETENTION)
+        await store.apply("t", [_commit(3, -1, 10)], deltas, {}, D0, RETENTION, epoch=epoch)
         with pytest.raises(OffsetConflict) as info:
             # believes nothing is stored yet: e.g. a zombie after a rebalance
             await store.apply(
-                "t", [_commit(3, -1, 10), _commit(4, -1, 2)], deltas, {}, D0, RETENTION
+                "t", [_commit(3, -1, 10), _commit(4, -1, 2)], deltas, {}, D0, RETENTION, epoch=epoch
             )
         counts = await store.sum_counts(["QOP"], [Bucket("d", D0)])
         offsets = await store.load_offsets("t")
@@ -79,10 +89,11 @@ def test_count_keys_expire_after_their_retention(redis_url, namespace):
 
     async def scenario():
         store = RedisStore.from_url(redis_url, namespace)
+        epoch, _ = await store.adopt_epoch()
         now = 1_795_780_000_000
         hour = now - now % HOUR_MS
         deltas = {("h", hour, "QOP"): Counter({"events|sex|male": 1})}
-        await store.apply("t", [_commit(0, -1, 1)], deltas, {}, now, RETENTION)
+        await store.apply("t", [_commit(0, -1, 1)], deltas, {}, now, RETENTION, epoch=epoch)
         key = store.counts_key("h", hour, "QOP")
         await store.close()
         return key, hour
@@ -119,13 +130,14 @@ def test_a_hung_redis_fails_fast_instead_of_hanging():
 def test_every_write_stamps_the_icbs_it_touched_with_a_new_version(redis_url, namespace):
     async def scenario():
         store = RedisStore.from_url(redis_url, namespace)
+        epoch, _ = await store.adopt_epoch()
         day = Bucket("d", D0)
         assert await store.versions() == {}
         deltas = {("d", D0, "QOP"): Counter({"ed_arrival|sex|female": 2})}
-        await store.apply("t", [_commit(0, -1, 1)], deltas, {}, D0, RETENTION)
+        await store.apply("t", [_commit(0, -1, 1)], deltas, {}, D0, RETENTION, epoch=epoch)
         first = await store.versions()
         assert set(first) == {"QOP"}
-        await store.apply("t", [_commit(0, 1, 2)], deltas, {}, D0, RETENTION)
+        await store.apply("t", [_commit(0, 1, 2)], deltas, {}, D0, RETENTION, epoch=epoch)
         second = await store.versions()
         assert set(second) == {"QOP"} and second["QOP"] != first["QOP"]
         assert await store.sum_counts(["QOP"], [day]) == {"ed_arrival|sex|female": 4}

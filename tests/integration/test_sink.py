@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -12,6 +13,7 @@ from gapwatch.adapters.redis_store import RedisStore
 from gapwatch.core.errors import TransientError
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS, Bucket
+from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, InMessage
 from gapwatch.ingest.sink import IngestSink
 
@@ -30,8 +32,10 @@ class RecordingDLQ:
         self.sent.extend(letter.reason for letter in letters)
 
 
-def _sink(codec, ref, store, dlq=None, attempts=60):
-    processor = ChunkProcessor(codec, ref, Limits(400 * DAY_MS, 900_000), 8 * DAY_MS)
+def _sink(codec, ref, store, dlq=None, attempts=60, on_state_lost=None):
+    processor = ChunkProcessor(
+        codec, ref, Limits(400 * DAY_MS, 900_000), 8 * DAY_MS, SeenIds(8 * DAY_MS)
+    )
     return IngestSink(
         topic="t",
         processor=processor,
@@ -41,6 +45,7 @@ def _sink(codec, ref, store, dlq=None, attempts=60):
         clock_ms=lambda: NOW,
         retention_ms=RETENTION,
         max_attempts=attempts,
+        on_state_lost=on_state_lost,
     )
 
 
@@ -83,7 +88,8 @@ def test_a_stale_writer_reprocesses_only_what_is_missing(
     async def scenario():
         store = RedisStore.from_url(redis_url, namespace)
         zombie = _sink(codec, tiny_ref, store)
-        await zombie.reload_offsets()  # loads "nothing stored" before the other writes
+        await zombie.handle([])  # loads "nothing stored" before the other writes
+        await zombie.drain()
         live = _sink(codec, tiny_ref, store)
         await live.handle(_messages(codec, make_event, 2, range(0, 10)))
         await live.drain()
@@ -157,3 +163,143 @@ def test_redis_down_retries_then_gives_up_without_acking(codec, tiny_ref, make_e
 
     asyncio.run(scenario())
     assert acks == []
+
+
+def _with_ids(codec, make_event, partition, offsets, ids):
+    return [
+        InMessage(
+            partition,
+            o,
+            NOW,
+            codec.encode_event(make_event(occurred_at=NOW - 1000, event_id=event_id)),
+        )
+        for o, event_id in zip(offsets, ids, strict=True)
+    ]
+
+
+def test_a_republished_event_id_counts_once_even_after_a_restart(
+    redis_url, namespace, codec, tiny_ref, make_event
+):
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(6)]
+
+    async def scenario():
+        store = RedisStore.from_url(redis_url, namespace)
+        first = _sink(codec, tiny_ref, store)
+        # ids 0-3 once, id 0 again in the same chunk
+        await first.handle(_with_ids(codec, make_event, 0, range(5), [*ids[:4], ids[0]]))
+        await first.drain()
+        # a new worker (its index loads from Redis): 2-3 again, 4-5 new, 5 twice
+        second = _sink(codec, tiny_ref, store)
+        await second.handle(_with_ids(codec, make_event, 0, range(5, 10), [*ids[2:], ids[5]]))
+        await second.drain()
+        # the same ids on another partition are a different producer's: counted
+        await second.handle(_with_ids(codec, make_event, 1, range(2), ids[:2]))
+        await second.drain()
+        result = await _counted(store), await store.tallies()
+        await store.close()
+        return result
+
+    counted, tallies = asyncio.run(scenario())
+    assert counted == 6 + 2
+    assert tallies["t:0:consumed"] == 10
+    assert tallies["t:0:counted"] == 6 and tallies["t:0:duplicates"] == 4
+    assert tallies["t:1:counted"] == 2 and tallies["t:1:duplicates"] == 0
+
+
+def test_an_emptied_store_stops_the_writer_and_it_replays_from_the_start(
+    redis_url, namespace, codec, tiny_ref, make_event
+):
+    import redis as sync_redis
+
+    lost: list[bool] = []
+    acks: list[bool] = []
+
+    async def scenario():
+        store = RedisStore.from_url(redis_url, namespace)
+        sink = _sink(codec, tiny_ref, store, on_state_lost=lambda: lost.append(True))
+        assert await sink.resume_from_store([0]) == {0: 0}
+        await sink.handle(_messages(codec, make_event, 0, range(10)))
+        await sink.drain()
+        # Redis restarted without persistence: every key of the namespace is gone
+        client = sync_redis.Redis.from_url(redis_url)
+        client.delete(*client.keys(f"gw:{{{namespace}}}:*"))
+        chunk = _messages(codec, make_event, 0, range(10, 15))
+
+        async def ack():
+            acks.append(True)
+
+        await sink.handle(chunk, ack)
+        await sink.drain()
+        assert lost == [True] and acks == []  # dropped: nothing applied, nothing acked
+        assert sink.readiness.state == "rebuilding"
+        assert await _counted(store) == 0
+        # the rebalance that follows: positions come from the (empty) store
+        positions = await sink.resume_from_store([0])
+        await sink.handle(_messages(codec, make_event, 0, range(15)))
+        await sink.drain()
+        sink.readiness.observe_highwaters({0: 15}, sink.next_offsets())
+        result = positions, await _counted(store), await store.tallies(), sink.readiness.state
+        await store.close()
+        return result
+
+    positions, counted, tallies, state = asyncio.run(scenario())
+    assert positions == {0: 0}
+    assert counted == 15 and tallies["t:0:consumed"] == 15
+    assert state == "ready"
+
+
+def test_gapwatch_rebuild_is_noticed_by_an_idle_worker(
+    redis_url, namespace, codec, tiny_ref, make_event
+):
+    lost: list[bool] = []
+
+    async def scenario():
+        store = RedisStore.from_url(redis_url, namespace)
+        sink = _sink(codec, tiny_ref, store, on_state_lost=lambda: lost.append(True))
+        await sink.resume_from_store([0])
+        await sink.handle(_messages(codec, make_event, 0, range(3)))
+        await sink.drain()
+        before = sink.epoch
+        await sink.check_epoch()
+        assert lost == []
+        new_epoch = await store.rebuild()
+        await sink.check_epoch()
+        assert lost == [True]
+        keys_left = await store.load_offsets("t"), await _counted(store)
+        positions = await sink.resume_from_store([0])
+        await store.close()
+        return before, new_epoch, sink.epoch, keys_left, positions
+
+    before, new_epoch, adopted, (offsets, counted), positions = asyncio.run(scenario())
+    assert new_epoch != before and adopted == new_epoch
+    assert offsets == {} and counted == 0
+    assert positions == {0: 0}
+
+
+def test_a_position_past_what_redis_holds_is_re_checked_before_anything_is_applied(
+    redis_url, namespace, codec, tiny_ref, make_event
+):
+    rejoins: list[bool] = []
+
+    async def scenario():
+        store = RedisStore.from_url(redis_url, namespace)
+        sink = _sink(codec, tiny_ref, store, on_state_lost=lambda: rejoins.append(True))
+        await sink.resume_from_store([0])
+        await sink.handle(_messages(codec, make_event, 0, range(10)))
+        await sink.drain()
+        # re-assigned, but the consumer starts at 15: offsets 10-14 would be skipped
+        assert await sink.resume_from_store([0]) == {0: 10}
+        await sink.handle(_messages(codec, make_event, 0, range(15, 20)))
+        await sink.drain()
+        halted = (rejoins, await _counted(store))
+        # after the re-join the broker again starts at 15: a real gap in the log
+        await sink.resume_from_store([0])
+        await sink.handle(_messages(codec, make_event, 0, range(15, 20)))
+        await sink.drain()
+        result = halted, await _counted(store), await store.load_offsets("t")
+        await store.close()
+        return result
+
+    (rejoins_then, counted_then), counted, offsets = asyncio.run(scenario())
+    assert rejoins_then == [True] and counted_then == 10
+    assert counted == 15 and offsets == {0: 20}

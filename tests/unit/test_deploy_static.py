@@ -55,6 +55,8 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 COMMAND_MODULES = {
     "topics": "gapwatch.topics",
     "reconcile": "gapwatch.ingest.reconcile",
+    "rebuild": "gapwatch.ingest.rebuild",
+    "dlq": "gapwatch.ingest.dlq",
     "ingest": "gapwatch.ingest.command",
     "api": "gapwatch.api.command",
     "publish": "gapwatch.publisher.command",

@@ -56,6 +56,9 @@ class IngestMetrics:
     redis_retries: Counter
     partition_events: Gauge
     partition_unbalanced: Gauge
+    dedup_entries: Gauge
+    dedup_bytes: Gauge
+    rebuilding: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IngestMetrics:
@@ -129,6 +132,21 @@ class IngestMetrics:
                 "gapwatch_partition_unbalanced",
                 "1 when consumed != counted + duplicates + dead_lettered for the partition",
                 ["partition"],
+                registry=r,
+            ),
+            dedup_entries=Gauge(
+                "gapwatch_dedup_index_entries",
+                "Event ids held in this worker's de-duplication index",
+                registry=r,
+            ),
+            dedup_bytes=Gauge(
+                "gapwatch_dedup_index_bytes",
+                "Memory held by this worker's de-duplication index (numpy arrays)",
+                registry=r,
+            ),
+            rebuilding=Gauge(
+                "gapwatch_ingest_rebuilding",
+                "1 while the worker replays its partitions after Redis lost its state",
                 registry=r,
             ),
         )

@@ -13,8 +13,12 @@ Keys
   fresh:event                       hash  provider -> latest occurred_at ms counted
   fresh:received                    hash  provider -> wall-clock ms of the latest write
   fresh:m:<minute start ms>         hash  provider -> events received in that minute
-  epoch                             string  set once per store lifetime; its absence
-                                    after data was written means Redis was emptied
+  seen:<topic>:<partition>:<day>    string  packed 64-bit keys of the event ids counted
+                                    that may be forgotten after that day (dedup)
+  epoch                             string  id of this store's life: every write checks
+                                    it, so a flushed or restarted-empty Redis (no
+                                    epoch) or a rebuild (new epoch) stops old writers;
+                                    "rebuilding:<id>" while a rebuild clears the keys
 """
 
 from __future__ import annotations
@@ -30,19 +34,30 @@ from redis.exceptions import RedisError, ResponseError
 
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import FreshnessRow
-from gapwatch.core.windows import GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
+from gapwatch.core.windows import DAY_MS, GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
 
 MINUTE_MS = 60_000
 
-__all__ = ["FreshnessRow", "OffsetConflict", "PartitionCommit", "RedisStore"]
+__all__ = [
+    "REBUILDING",
+    "EpochChanged",
+    "FreshnessRow",
+    "OffsetConflict",
+    "PartitionCommit",
+    "RedisStore",
+]
 
-# Applies one chunk atomically. ARGV[1] is JSON: [partitions, buckets, freshness, meta].
-# It first checks every partition's stored next-offset equals what the writer expects
+# Applies one chunk atomically. ARGV[1] is JSON: [partitions, buckets, freshness, meta,
+# seen]; ARGV[2..] are the packed event-id keys that ``seen`` entries point at. It first
+# checks the store's epoch is the writer's (a flushed or rebuilt store refuses old
+# writers) and that every partition's stored next-offset equals what the writer expects
 # (compare-and-set), so a stale or zombie writer changes nothing; then increments the
-# counts, sets the offsets and tallies, and updates freshness.
+# counts, sets the offsets and tallies, records the new event ids, updates freshness.
 _APPLY = """
 local p = cjson.decode(ARGV[1])
 local offsets, tally, fev, frec = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local epoch = redis.call('GET', KEYS[5])
+if epoch ~= p[4][5] then return {'epoch', epoch or ''} end
 for _, part in ipairs(p[1]) do
   local cur = redis.call('HGET', offsets, part[1])
   if (cur or '-1') ~= part[2] then
@@ -55,6 +70,11 @@ for _, part in ipairs(p[1]) do
   redis.call('HINCRBY', tally, part[1] .. ':consumed', part[5])
   redis.call('HINCRBY', tally, part[1] .. ':counted', part[6])
   redis.call('HINCRBY', tally, part[1] .. ':dead_lettered', part[7])
+  redis.call('HINCRBY', tally, part[1] .. ':duplicates', part[8])
+end
+for _, s in ipairs(p[5]) do
+  redis.call('APPEND', s[1], ARGV[s[3]])
+  redis.call('PEXPIREAT', s[1], s[2])
 end
 for _, b in ipairs(p[2]) do
   local key, fields = b[1], b[3]
@@ -72,9 +92,23 @@ for _, f in ipairs(p[3]) do
   redis.call('HINCRBY', meta[2], f[1], f[3])
 end
 if #p[3] > 0 then redis.call('PEXPIREAT', meta[2], meta[3]) end
-if redis.call('EXISTS', KEYS[5]) == 0 then redis.call('SET', KEYS[5], meta[4]) end
 return {'ok'}
 """
+
+
+REBUILDING = "rebuilding:"
+"""Prefix of the epoch while a rebuild clears the store."""
+_REBUILD_LEASE_MS = 60_000
+"""A rebuilder that dies mid-clear loses its claim after this long."""
+
+
+class EpochChanged(Exception):
+    """The store's epoch is not the writer's: Redis was emptied or rebuilt. Nothing was
+    applied; the writer must resume from what the store now holds."""
+
+    def __init__(self, found: str | None) -> None:
+        super().__init__(f"store epoch is now {found or 'missing'}")
+        self.found = found
 
 
 class OffsetConflict(Exception):
@@ -96,11 +130,20 @@ class PartitionCommit:
     consumed: int
     counted: int
     dead_lettered: int
+    duplicates: int = 0
 
 
 class RedisStore:
     def __init__(self, client: aioredis.Redis, namespace: str) -> None:
         self._r = client
+        pool = client.connection_pool
+        # Packed event-id keys are binary: read them on connections that do not decode.
+        self._bin = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool(
+                connection_class=pool.connection_class,
+                **{**pool.connection_kwargs, "decode_responses": False},
+            )
+        )
         self._p = f"gw:{{{namespace}}}"
         self._apply = client.register_script(_APPLY)
 
@@ -118,6 +161,7 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+        await self._bin.aclose()
 
     # keys -------------------------------------------------------------------------
     def counts_key(self, granularity: str, start_ms: int, icb: str) -> str:
@@ -139,6 +183,9 @@ class RedisStore:
     def epoch_key(self) -> str:
         return f"{self._p}:epoch"
 
+    def seen_key(self, topic: str, partition: int, day: int) -> str:
+        return f"{self._p}:seen:{topic}:{partition}:{day}"
+
     def _received_key(self, minute_ms: int) -> str:
         return f"{self._p}:fresh:m:{minute_ms}"
 
@@ -151,10 +198,16 @@ class RedisStore:
         freshness: Mapping[str, tuple[int, int]],
         now_ms: int,
         retention_ms: Mapping[str, int],
+        *,
+        epoch: str,
+        seen: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
-        """Apply a chunk's counts, offsets, tallies and freshness in one atomic step.
+        """Apply a chunk's counts, offsets, tallies, new event ids and freshness in one
+        atomic step, if the store's epoch is still ``epoch``.
 
-        Raises OffsetConflict (nothing applied) or TransientError (Redis unavailable).
+        ``seen`` maps (partition, expiry day) to packed keys of first-time event ids.
+        Raises EpochChanged or OffsetConflict (nothing applied in either case) or
+        TransientError (Redis unavailable).
         """
         parts = [
             [
@@ -165,6 +218,7 @@ class RedisStore:
                 c.consumed,
                 c.counted,
                 c.dead_lettered,
+                c.duplicates,
             ]
             for c in partitions
         ]
@@ -178,8 +232,15 @@ class RedisStore:
             buckets.append([self.counts_key(granularity, start, icb), expire_at, flat, icb])
         minute = bucket_start(now_ms, MINUTE_MS)
         fresh = [[provider, last, n] for provider, (last, n) in freshness.items()]
-        meta = [now_ms, self._received_key(minute), minute + 2 * HOUR_MS, uuid.uuid4().hex]
-        payload = json.dumps([parts, buckets, fresh, meta], separators=(",", ":"))
+        meta = [now_ms, self._received_key(minute), minute + 2 * HOUR_MS, uuid.uuid4().hex, epoch]
+        # Ids are kept a day past their expiry day on the wall clock; the worker's
+        # in-memory index forgets on the partition's own clock (see ingest.dedup).
+        seen_entries, blobs = [], []
+        for (partition, day), blob in (seen or {}).items():
+            blobs.append(blob)
+            key = self.seen_key(topic, partition, day)
+            seen_entries.append([key, (day + 2) * DAY_MS, len(blobs) + 1])
+        payload = json.dumps([parts, buckets, fresh, meta, seen_entries], separators=(",", ":"))
         keys = [
             self.offsets_key,
             self.tally_key,
@@ -189,13 +250,65 @@ class RedisStore:
             self.versions_key,
         ]
         try:
-            result = await self._apply(keys=keys, args=[payload])
+            result = await self._apply(keys=keys, args=[payload, *blobs])
         except ResponseError as exc:
             raise TransientError(f"redis apply script failed: {exc}") from exc
         except (RedisError, OSError) as exc:
             raise TransientError(f"redis unavailable: {exc}") from exc
         if result[0] == "conflict":
             raise OffsetConflict(str(result[1]), int(result[2]))
+        if result[0] == "epoch":
+            raise EpochChanged(str(result[1]) or None)
+
+    # the store's life -------------------------------------------------------------
+    async def adopt_epoch(self) -> tuple[str, bool]:
+        """The epoch to write under, and whether this call started it.
+
+        A store without an epoch is new, or was emptied (flushed, or restarted without
+        persistence): the first caller claims it, deletes whatever partial state is
+        left so a replay from the earliest offsets cannot double count, and starts a
+        new epoch. Raises TransientError while another process is rebuilding.
+        """
+        try:
+            found: Any = await self._r.get(self.epoch_key)
+            if found is None:
+                claim = f"{REBUILDING}{uuid.uuid4().hex}"
+                if await self._r.set(self.epoch_key, claim, nx=True, px=_REBUILD_LEASE_MS):
+                    return await self._clear_and_start(claim), True
+                found = await self._r.get(self.epoch_key)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        if found is None or str(found).startswith(REBUILDING):
+            raise TransientError("the store is being rebuilt by another process")
+        return str(found), False
+
+    async def rebuild(self) -> str:
+        """Empty this namespace and start a new epoch: every worker notices (its writes
+        are refused), resumes from the now-empty offsets, i.e. replays the topic from
+        its earliest retained offset, and so rebuilds every count."""
+        claim = f"{REBUILDING}{uuid.uuid4().hex}"
+        try:
+            await self._r.set(self.epoch_key, claim, px=_REBUILD_LEASE_MS)
+            return await self._clear_and_start(claim)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+
+    async def _clear_and_start(self, claim: str) -> str:
+        batch: list[str] = []
+        async for key in self._r.scan_iter(match=f"{self._p}:*", count=1000):
+            if key != self.epoch_key:
+                batch.append(key)
+            if len(batch) >= 1000:
+                await self._r.unlink(*batch)
+                batch = []
+        if batch:
+            await self._r.unlink(*batch)
+        epoch = uuid.uuid4().hex
+        # Only the claimant may finish: a rebuild started meanwhile keeps its own claim.
+        if await self._r.get(self.epoch_key) != claim:
+            raise TransientError("another rebuild took over the store")
+        await self._r.set(self.epoch_key, epoch)
+        return epoch
 
     # reads ------------------------------------------------------------------------
     async def load_offsets(self, topic: str) -> dict[int, int]:
@@ -210,6 +323,20 @@ class RedisStore:
     async def all_offsets(self) -> dict[str, int]:
         """``"<topic>:<partition>"`` -> next offset to read, for every topic."""
         return await self._int_hash(self.offsets_key)
+
+    async def load_seen(self, topic: str, partition: int) -> dict[int, bytes]:
+        """Expiry day -> packed keys of the event ids a partition has counted."""
+        prefix = self.seen_key(topic, partition, 0)[:-1]
+        try:
+            keys = [k async for k in self._r.scan_iter(match=f"{prefix}*", count=1000)]
+            blobs: list[Any] = await self._bin.mget(keys) if keys else []
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        return {
+            int(key[len(prefix) :]): blob
+            for key, blob in zip(keys, blobs, strict=True)
+            if blob is not None
+        }
 
     async def tallies(self) -> dict[str, int]:
         """``"<topic>:<partition>:<kind>"`` -> total, written with the counts."""
@@ -275,7 +402,10 @@ class RedisStore:
         }
 
     async def epoch(self) -> str | None:
-        value: Any = await self._r.get(self.epoch_key)
+        try:
+            value: Any = await self._r.get(self.epoch_key)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
         return None if value is None else str(value)
 
     async def ping(self) -> bool:

@@ -6,6 +6,14 @@ per-event work happens in gapwatch's own code. Exactly-once effect comes from th
 offsets stored in Redis with the counts, never from Kafka transactions (Tansu leaks
 aborted records, docs/tansu.md §4). Agent concurrency is 1 because faust can commit past
 an unfinished message at higher concurrency (faust-streaming#606).
+
+Positions come from Redis, not from Kafka's committed offsets: when partitions are
+assigned (start, rebalance) the worker reads the next offsets stored with the counts and
+commits exactly those to the group before faust seeks to "committed", so it resumes
+where Redis says (and from the earliest offset where Redis holds nothing: an emptied
+store is rebuilt by replay). If Redis loses its state while the worker runs, the worker
+re-joins its group (a rebalance, which clears faust's buffers) to be re-positioned the
+same way; /readyz reports ``rebuilding`` until the replay catches up.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +31,13 @@ from aiokafka.errors import IllegalStateError
 from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.adapters.metrics import CONTENT_TYPE_LATEST, IngestMetrics, render
 from gapwatch.adapters.redis_store import RedisStore
+from gapwatch.core.backoff import backoff_ms
 from gapwatch.core.errors import TransientError
 from gapwatch.core.reconcile import balances
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
+from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, DeadLetter, InMessage
 from gapwatch.ingest.sink import IngestSink
 from gapwatch.settings import Settings
@@ -117,7 +127,9 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
         retention_ms=ing.day_retention_days * DAY_MS, future_skew_ms=ing.future_skew_s * 1000
     )
     retention = {"h": ing.hour_retention_days * DAY_MS, "d": ing.day_retention_days * DAY_MS}
-    processor = ChunkProcessor(codec, ref, limits, retention["h"])
+    seen = SeenIds(ing.dedup_horizon_days * DAY_MS)
+    processor = ChunkProcessor(codec, ref, limits, retention["h"], seen)
+    rejoin = _Rejoin(app, k.topic)
     sink = IngestSink(
         topic=k.topic,
         processor=processor,
@@ -127,6 +139,7 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
         clock_ms=_now_ms,
         retention_ms=retention,
         max_attempts=ing.redis_retry_attempts,
+        on_state_lost=rejoin.request,
     )
     source = app.topic(k.topic, value_serializer="raw", key_serializer="raw")
 
@@ -153,9 +166,33 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
             await sink.handle(messages, on_applied=ack)
             _update_lag(app, sink, metrics)
 
-    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # faust ships no types
+    async def resume_from_redis(sender: Any, **kwargs: Any) -> None:
+        # faust sends on_rebalance_complete after assignment and before it seeks every
+        # partition to its committed offset (tables/recovery.py): commit the offsets
+        # Redis holds now, so that is where faust seeks.
+        ours = {tp.partition: tp for tp in app.consumer.assignment() if tp.topic == k.topic}
+        positions = await _with_backoff(lambda: sink.resume_from_store(sorted(ours)))
+        if positions is None:
+            rejoin.request()  # Redis down: try again with the next rebalance
+            return
+        rejoin.done()
+        if positions:
+            # faust's own commit path: OffsetCommit for assigned partitions, and faust's
+            # record of "committed" follows, so its ack bookkeeping stays consistent.
+            consumer: Any = app.consumer
+            await consumer._commit_offsets({ours[p]: o for p, o in positions.items()})
+            logger.info("resuming from redis offsets %s", positions)
+
+    app.on_rebalance_complete.connect(resume_from_redis)  # type: ignore[arg-type]
+
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]  # faust ships no types
     async def refresh_lag() -> None:
         sink.raise_if_failed()  # stops the worker if a write gave up while traffic is idle
+        try:
+            await sink.check_epoch()
+        except TransientError:
+            pass  # Redis down: writes retry on their own; readyz reports it
+        await rejoin.maybe_rejoin()
         _update_lag(app, sink, metrics)
 
     @app.page("/healthz")
@@ -166,8 +203,17 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
     async def readyz(web: Any, request: Any) -> Any:
         redis_ok = await store.ping()
         assigned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == k.topic)
-        body = {"redis": redis_ok, "assigned_partitions": assigned}
-        return web.json(body, status=200 if redis_ok else 503)
+        state = sink.readiness.state if redis_ok else "redis_unavailable"
+        body = {
+            "state": state,
+            "redis": redis_ok,
+            "assigned_partitions": assigned,
+            "epoch": sink.epoch,
+            "rebuild_targets": {str(p): o for p, o in sink.readiness.targets.items()},
+            "next_offsets": {str(p): o for p, o in sink.next_offsets().items()},
+            "rebuilds_completed": sink.readiness.rebuilds,
+        }
+        return web.json(body, status=200 if state == "ready" else 503)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -182,14 +228,56 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
     return IngestWorker(app, sink, store, metrics)
 
 
+class _Rejoin:
+    """Re-join the consumer group so faust drops its buffers and every partition is
+    re-positioned from Redis. Re-subscribing to the same topic is the standard client
+    way to force that rebalance (aiokafka treats a new subscription as a change)."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self._app = app
+        self._topic = topic
+        self._wanted = False
+        self._last_s = 0.0
+
+    def request(self) -> None:
+        self._wanted = True
+
+    def done(self) -> None:
+        self._wanted = False
+
+    async def maybe_rejoin(self) -> None:
+        now = time.monotonic()
+        if not self._wanted or now - self._last_s < 10.0:
+            return  # a rebalance takes a few seconds on Tansu; do not pile them up
+        self._last_s = now
+        logger.warning("re-joining consumer group to re-read positions from redis")
+        await self._app.consumer.subscribe([self._topic])
+
+
+async def _with_backoff(
+    operation: Callable[[], Awaitable[dict[int, int]]], attempts: int = 5
+) -> dict[int, int] | None:
+    """A few quick tries inside a rebalance callback (it must finish within the session
+    timeout); None if Redis stays unavailable."""
+    for attempt in range(attempts):
+        try:
+            return await operation()
+        except TransientError as exc:
+            logger.warning("cannot read positions from redis attempt=%d: %s", attempt, exc)
+            await asyncio.sleep(backoff_ms(attempt) / 1000)
+    return None
+
+
 def _update_lag(app: faust.App, sink: IngestSink, metrics: IngestMetrics) -> None:
     """Lag from the fetch-response high watermark (correct on Tansu, unlike
     ListOffsets(latest): docs/tansu.md §4) minus the next offset stored in Redis."""
     stored = sink.next_offsets()
+    metrics.rebuilding.set(0 if sink.readiness.state != "rebuilding" else 1)
     try:
         assignment = app.consumer.assignment()
     except (AttributeError, AssertionError):  # consumer not started yet
         return
+    highwaters: dict[int, int] = {}
     for tp in assignment:
         try:
             high = app.consumer.highwater(tp)
@@ -198,6 +286,8 @@ def _update_lag(app: faust.App, sink: IngestSink, metrics: IngestMetrics) -> Non
             continue
         if high is None or high < 0:
             continue
+        highwaters[tp.partition] = high
         metrics.consumer_lag.labels(str(tp.partition)).set(
             max(0, high - stored.get(tp.partition, 0))
         )
+    sink.readiness.observe_highwaters(highwaters, stored)

@@ -1,8 +1,9 @@
 """One chunk of Kafka messages -> counts, dead letters and tallies. No I/O.
 
-Every event read from a message ends in exactly one place: counted, or dead-lettered
-with a reason (duplicates join in a later issue). Per partition the tallies satisfy
-``consumed == counted + dead_lettered``, and they are stored atomically with the counts.
+Every event read from a message ends in exactly one place: counted, a duplicate of an
+event already counted (same ``event_id``: see ``dedup``), or dead-lettered with a
+reason. Per partition the tallies satisfy ``consumed == counted + duplicates +
+dead_lettered``, and they are stored atomically with the counts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.core.counting import BucketKey, with_england
@@ -18,6 +22,7 @@ from gapwatch.core.errors import DecodeError
 from gapwatch.core.measures import measures_for
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits, validate
+from gapwatch.ingest.dedup import SeenIds, event_keys, expiry_days
 from gapwatch.ingest.vector_counting import VectorAccumulator
 
 __all__ = ["ChunkProcessor", "ChunkResult", "DeadLetter", "InMessage", "PartitionTally"]
@@ -54,6 +59,7 @@ class PartitionTally:
     messages: int = 0
     consumed: int = 0
     counted: int = 0
+    duplicates: int = 0
     dead_lettered: int = 0
 
 
@@ -66,6 +72,9 @@ class ChunkResult:
     freshness: dict[str, tuple[int, int]]
     """provider -> (latest occurred_at ms, events counted)."""
     produced_at_ms: list[int] = field(default_factory=list)
+    seen: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    """(partition, expiry day) -> event-id keys counted for the first time (stored with
+    the counts so the de-duplication index survives restarts)."""
 
     @property
     def counted(self) -> int:
@@ -76,24 +85,74 @@ class ChunkResult:
         return sum(t.consumed for t in self.partitions.values())
 
 
+_Valid = tuple[int, int, dict[str, Any]]
+"""partition, message time (ms), decoded event."""
+
+
 class ChunkProcessor:
+    """Decode, validate, de-duplicate, enrich and count one chunk.
+
+    The de-duplication index is updated as the chunk is prepared (it describes the
+    state once this chunk is stored); whoever drives the processor must drop it
+    (``seen.forget_all()``) whenever a prepared chunk is discarded instead of stored.
+    """
+
     def __init__(
-        self, codec: AvroCodec, ref: ReferenceData, limits: Limits, hour_retention_ms: int
+        self,
+        codec: AvroCodec,
+        ref: ReferenceData,
+        limits: Limits,
+        hour_retention_ms: int,
+        seen: SeenIds,
     ) -> None:
         self._codec = codec
         self._ref = ref
         self._limits = limits
         self._hour_retention_ms = hour_retention_ms
+        self.seen = seen
 
     def process(self, messages: Sequence[InMessage], now_ms: int) -> ChunkResult:
-        acc = VectorAccumulator(now_ms - self._hour_retention_ms)
         dead: list[DeadLetter] = []
         tallies: dict[int, PartitionTally] = {}
+        produced: list[int] = []
+        valid = self._decode_and_validate(messages, now_ms, tallies, dead, produced)
+        first, seen = self._first_occurrences(valid)
+        acc = VectorAccumulator(now_ms - self._hour_retention_ms)
         quality: Counter[str] = Counter()
         fresh: dict[str, tuple[int, int]] = {}
-        produced: list[int] = []
-        ref, limits, codec = self._ref, self._limits, self._codec
-        add, fresh_get = acc.add, fresh.get  # bound once: this loop runs per event
+        ref, add, fresh_get = self._ref, acc.add, fresh.get  # bound once: per-event loop
+        for (partition, _, record), is_first in zip(valid, first, strict=True):
+            tally = tallies[partition]
+            if not is_first:
+                tally.duplicates += 1
+                continue
+            profile = enrich(record, ref)
+            if profile.quality:
+                quality.update(profile.quality)
+            occurred: int = record["occurred_at"]
+            add(occurred, profile, measures_for(record, record["age_years"]))
+            tally.counted += 1
+            provider: str = record["provider_code"]
+            last = fresh_get(provider)
+            if last is None:
+                fresh[provider] = (occurred, 1)
+            else:
+                fresh[provider] = (max(occurred, last[0]), last[1] + 1)
+        deltas = with_england(acc.deltas())
+        return ChunkResult(deltas, dead, tallies, quality, fresh, produced, seen)
+
+    def _decode_and_validate(
+        self,
+        messages: Sequence[InMessage],
+        now_ms: int,
+        tallies: dict[int, PartitionTally],
+        dead: list[DeadLetter],
+        produced: list[int],
+    ) -> list[_Valid]:
+        """(partition, message time, event) for every valid event, in order; the rest
+        dead-lettered. The message time is the producer's, capped at now."""
+        valid: list[_Valid] = []
+        limits, codec, keep = self._limits, self._codec, valid.append
         for msg in messages:
             tally = tallies.get(msg.partition)
             if tally is None:
@@ -103,6 +162,7 @@ class ChunkProcessor:
             tally.messages += 1
             if msg.timestamp_ms:
                 produced.append(msg.timestamp_ms)
+            sent = min(msg.timestamp_ms, now_ms) if msg.timestamp_ms else now_ms
             try:
                 decoded = codec.decode(msg.value)
             except DecodeError as exc:
@@ -117,37 +177,47 @@ class ChunkProcessor:
             events = decoded.events
             single = len(events) == 1 and decoded.schema_name.endswith("EncounterEvent")
             tally.consumed += len(events)
-            counted = 0
             for index, record in enumerate(events):
                 rejection = validate(record, now_ms, limits)
-                if rejection is not None:
-                    tally.dead_lettered += 1
-                    payload = msg.value if single else codec.encode_event(record)
-                    dead.append(
-                        DeadLetter(
-                            payload,
-                            rejection.reason,
-                            rejection.detail,
-                            msg.partition,
-                            msg.offset,
-                            None if single else index,
-                            msg.key,
-                        )
-                    )
+                if rejection is None:
+                    keep((msg.partition, sent, record))
                     continue
-                profile = enrich(record, ref)
-                if profile.quality:
-                    quality.update(profile.quality)
-                occurred: int = record["occurred_at"]
-                add(occurred, profile, measures_for(record, record["age_years"]))
-                counted += 1
-                provider: str = record["provider_code"]
-                seen = fresh_get(provider)
-                if seen is None:
-                    fresh[provider] = (occurred, 1)
-                elif occurred > seen[0]:
-                    fresh[provider] = (occurred, seen[1] + 1)
-                else:
-                    fresh[provider] = (seen[0], seen[1] + 1)
-            tally.counted += counted
-        return ChunkResult(with_england(acc.deltas()), dead, tallies, quality, fresh, produced)
+                tally.dead_lettered += 1
+                dead.append(
+                    DeadLetter(
+                        msg.value if single else codec.encode_event(record),
+                        rejection.reason,
+                        rejection.detail,
+                        msg.partition,
+                        msg.offset,
+                        None if single else index,
+                        msg.key,
+                    )
+                )
+        return valid
+
+    def _first_occurrences(
+        self, valid: list[_Valid]
+    ) -> tuple[list[bool], dict[tuple[int, int], bytes]]:
+        """Whether each valid event is the first with its id in its partition; the new
+        ids per (partition, expiry day). Message times, not the wall clock, decide what
+        is forgotten, so a replay decides as the first pass did (see dedup)."""
+        if not valid:
+            return [], {}
+        n = len(valid)
+        partitions = np.fromiter((p for p, _, _ in valid), dtype=np.int32, count=n)
+        sent = np.fromiter((t for _, t, _ in valid), dtype=np.int64, count=n)
+        keys = event_keys([r["event_id"] for _, _, r in valid])
+        occurred = np.fromiter((r["occurred_at"] for _, _, r in valid), np.int64, n)
+        days = expiry_days(occurred, sent, self.seen.horizon_ms)
+        first = np.zeros(len(valid), dtype=bool)
+        packed: dict[tuple[int, int], bytes] = {}
+        for partition in np.unique(partitions):
+            mine = partitions == partition
+            clock = int(sent[mine].max())
+            new, by_day = self.seen.check_and_add(int(partition), keys[mine], days[mine], clock)
+            first[mine] = new
+            for day, blob in by_day.items():
+                packed[(int(partition), day)] = blob
+        flags: list[bool] = first.tolist()
+        return flags, packed

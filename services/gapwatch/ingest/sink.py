@@ -1,32 +1,41 @@
 """Apply chunks to Redis exactly once in effect, with the next chunk prepared meanwhile.
 
 Per partition the sink tracks the next offset it has *planned* (applied, or in flight).
-A chunk is filtered against it (redelivered messages are skipped) and processed in
-Python while the previous chunk's write runs inside Redis on the other core; then the
-previous write is awaited and this chunk's starts. A write first produces the chunk's
-dead letters and waits for the broker's acks, then runs one atomic script that
-compare-and-sets each partition's offset and applies counts, offsets, tallies and
-freshness together. Only then are the chunk's Kafka messages acknowledged (so faust
-never commits past what Redis holds).
+A chunk is filtered against it (redelivered messages are skipped), checked against the
+de-duplication index and processed in Python while the previous chunk's write runs
+inside Redis on the other core; then the previous write is awaited and this chunk's
+starts. A write first produces the chunk's dead letters and waits for the broker's
+acks, then runs one atomic script that checks the store's epoch, compare-and-sets each
+partition's offset and applies counts, offsets, tallies, new event ids and freshness
+together. Only then are the chunk's Kafka messages acknowledged (so faust never commits
+past what Redis holds, though nothing relies on Kafka's commits: see ``positions``).
 
-A conflict (another writer, a rebalance, a rebuilt store) reloads the offsets from Redis,
-re-filters and re-processes that chunk, and retries. Redis errors retry with backoff;
-after ``max_attempts`` the error propagates and the worker stops with a clear log line.
+- An offset conflict (another writer, a rebalance) reloads offsets and the
+  de-duplication index from Redis, re-processes that chunk, and retries.
+- A changed or missing epoch (Redis emptied, or ``gapwatch rebuild``) means the store no
+  longer holds what this worker planned on: the sink stops applying, drops what it has
+  prepared, and asks the worker to re-join its group (``on_state_lost``) so every
+  partition is re-positioned from what Redis now holds: the earliest offset for an
+  emptied store, i.e. a rebuild by replay.
+- Redis errors retry with backoff; after ``max_attempts`` the error propagates and the
+  worker stops with a clear log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from gapwatch.adapters.metrics import IngestMetrics
-from gapwatch.adapters.redis_store import OffsetConflict, PartitionCommit, RedisStore
+from gapwatch.adapters.redis_store import EpochChanged, OffsetConflict, PartitionCommit, RedisStore
 from gapwatch.core.backoff import backoff_ms
 from gapwatch.core.errors import TransientError
 from gapwatch.ingest.processor import ChunkProcessor, ChunkResult, DeadLetter, InMessage
+from gapwatch.ingest.readiness import Readiness
 
 __all__ = ["DeadLetterPublisher", "IngestSink"]
 
@@ -48,7 +57,10 @@ class _Prepared:
     commits: list[PartitionCommit]
     started_ms: int
     on_applied: OnApplied | None
+    generation: int
     dead_letters_sent: bool = False
+    dropped: bool = False
+    """Not applied because the worker must be re-positioned: never acknowledged."""
 
 
 class IngestSink:
@@ -63,6 +75,7 @@ class IngestSink:
         clock_ms: Callable[[], int],
         retention_ms: dict[str, int],
         max_attempts: int = 60,
+        on_state_lost: Callable[[], None] | None = None,
     ) -> None:
         self._topic = topic
         self._processor = processor
@@ -72,27 +85,129 @@ class IngestSink:
         self._clock = clock_ms
         self._retention = retention_ms
         self._max_attempts = max_attempts
+        self._on_state_lost = on_state_lost or (lambda: None)
         self._stored: dict[int, int] = {}
         """Next offset per partition known to be stored in Redis."""
         self._planned: dict[int, int] | None = None
         """Next offset per partition once in-flight writes land; None = reload."""
         self._inflight: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        """Serialises preparing: the de-duplication index is shared state."""
+        self._generation = 0
+        """Bumped whenever planned state is reloaded; older prepared chunks re-prepare."""
+        self.epoch: str | None = None
+        """The store epoch this worker's offsets and index belong to (None: not adopted
+        yet, or lost)."""
+        self._lost = False
+        self._expected: dict[int, int] = {}
+        """First offset each partition should deliver after an assignment."""
+        self._gaps: dict[int, int] = {}
+        """Partition -> first offset of a gap already re-checked once (a real log gap:
+        compaction or transaction markers), so it is accepted the second time."""
+        self.readiness = Readiness()
 
+    # ---------------------------------------------------------------- positions
     def next_offsets(self) -> dict[int, int]:
         return dict(self._stored)
 
-    async def reload_offsets(self) -> dict[int, int]:
+    async def resume_from_store(self, partitions: Iterable[int]) -> dict[int, int]:
+        """On assignment: adopt the store's epoch (starting one, and clearing leftovers,
+        if Redis is new or was emptied), reload offsets, drop the in-memory index, and
+        return the offset each assigned partition must be read from: the stored next
+        offset, or 0 (the earliest retained) where none is stored."""
+        async with self._lock:
+            epoch, started = await self._store.adopt_epoch()
+            rebuilt = started or self._lost or (self.epoch is not None and epoch != self.epoch)
+            self.epoch, self._lost = epoch, False
+            await self._reload()
+            positions = {p: self._stored.get(p, 0) for p in partitions}
+            self._expected = dict(positions)
+        if rebuilt or self.readiness.state == "rebuilding":
+            logger.warning("store epoch %s: replaying partitions %s", epoch, sorted(positions))
+            self.readiness.start_rebuild(positions)
+        else:
+            self.readiness.assigned(positions)
+        return positions
+
+    async def check_epoch(self) -> None:
+        """Notice an emptied or rebuilt store even when no chunk arrives (a timer)."""
+        if self.epoch is None:
+            return
+        found = await self._store.epoch()
+        if found != self.epoch:
+            self._lose_state(found)
+
+    def _lose_state(self, found: str | None) -> None:
+        if self._lost:
+            return
+        logger.error(
+            "redis state lost or rebuilt (epoch %s -> %s): re-joining to replay",
+            self.epoch,
+            found or "missing",
+        )
+        self.readiness.lost()
+        self._halt()
+        self.epoch = None
+
+    def _halt(self) -> None:
+        """Stop applying until the worker is re-positioned from Redis (a re-join)."""
+        self._lost = True
+        self._planned = None
+        self._generation += 1
+        self._processor.seen.forget_all()
+        self._on_state_lost()
+
+    def _positioned(self, messages: Sequence[InMessage]) -> bool:
+        """After an assignment, each partition must start at the offset Redis holds.
+
+        A later first offset means the consumer was positioned past what Redis holds
+        (e.g. faust committed acks between our commit and its seek): applying would
+        skip events, so halt and re-join. A gap seen twice in a row is a real gap in
+        the log (compaction, transaction markers) and is accepted.
+        """
+        for m in messages:
+            expected = self._expected.pop(m.partition, None)
+            if expected is None or m.offset <= expected or self._gaps.get(m.partition) == m.offset:
+                continue
+            logger.warning(
+                "partition %d starts at offset %d but redis holds %d: re-joining",
+                m.partition,
+                m.offset,
+                expected,
+            )
+            self._gaps[m.partition] = m.offset
+            self._halt()
+            return False
+        return True
+
+    @property
+    def state_lost(self) -> bool:
+        return self._lost
+
+    async def _adopt(self) -> None:
+        self.epoch, _ = await self._store.adopt_epoch()
+
+    async def _reload(self) -> None:
         self._stored = await self._store.load_offsets(self._topic)
         self._planned = dict(self._stored)
-        return dict(self._stored)
+        self._generation += 1
+        self._processor.seen.forget_all()
 
+    # ---------------------------------------------------------------- chunks
     async def handle(
         self, messages: Sequence[InMessage], on_applied: OnApplied | None = None
     ) -> None:
         """Prepare this chunk now and start writing it once the previous write is done.
 
-        ``on_applied`` runs after this chunk is durably in Redis (e.g. Kafka acks).
+        ``on_applied`` runs after this chunk is durably in Redis (e.g. Kafka acks). While
+        the worker waits to be re-positioned (state lost, or a position past what Redis
+        holds) chunks are dropped without it: acks would let faust commit offsets Redis
+        does not hold; they are read again after the re-join.
         """
+        if self.state_lost or not self._positioned(messages):
+            await self.drain()
+            self._metrics.replays_skipped.inc(len(messages))
+            return
         prepared = await self._prepare(messages, on_applied)
         await self.drain()
         self._inflight = asyncio.ensure_future(self._write(prepared))
@@ -121,42 +236,62 @@ class IngestSink:
     async def _prepare(
         self, messages: Sequence[InMessage], on_applied: OnApplied | None
     ) -> _Prepared:
-        if self._planned is None:
-            await self._with_retries(self.reload_offsets)
-        planned = self._planned if self._planned is not None else {}
-        fresh = [m for m in messages if m.offset >= planned.get(m.partition, 0)]
-        skipped = len(messages) - len(fresh)
-        if skipped:
-            self._metrics.replays_skipped.inc(skipped)
-        started = self._clock()
-        if not fresh:
-            return _Prepared(messages, None, [], started, on_applied)
-        # In a thread so the event loop keeps answering /readyz and /metrics and keeps
-        # fetching while a large chunk (~1-2 s of CPU) is processed; the GIL still
-        # serialises the Python work, so this costs no throughput.
-        result = await asyncio.to_thread(self._processor.process, fresh, started)
-        commits = [
-            PartitionCommit(
-                partition=p,
-                expected_next=planned.get(p, -1),
-                new_next=t.last_offset + 1,
-                messages=t.messages,
-                consumed=t.consumed,
-                counted=t.counted,
-                dead_lettered=t.dead_lettered,
-            )
-            for p, t in result.partitions.items()
-        ]
-        for c in commits:
-            planned[c.partition] = c.new_next
-        return _Prepared(messages, result, commits, started, on_applied)
+        async with self._lock:
+            if self.epoch is None:  # first chunk without an assignment (tests, tools)
+                await self._with_retries(self._adopt)
+            if self._planned is None:
+                await self._with_retries(self._reload)
+            planned = self._planned if self._planned is not None else {}
+            fresh = [m for m in messages if m.offset >= planned.get(m.partition, 0)]
+            skipped = len(messages) - len(fresh)
+            if skipped:
+                self._metrics.replays_skipped.inc(skipped)
+            started = self._clock()
+            if not fresh:
+                return _Prepared(messages, None, [], started, on_applied, self._generation)
+            await self._load_seen({m.partition for m in fresh})
+            # In a thread so the event loop keeps answering /readyz and /metrics and
+            # keeps fetching while a large chunk (~1 s of CPU) is processed; the GIL
+            # still serialises the Python work, so this costs no throughput.
+            result = await asyncio.to_thread(self._processor.process, fresh, started)
+            commits = [
+                PartitionCommit(
+                    partition=p,
+                    expected_next=planned.get(p, -1),
+                    new_next=t.last_offset + 1,
+                    messages=t.messages,
+                    consumed=t.consumed,
+                    counted=t.counted,
+                    dead_lettered=t.dead_lettered,
+                    duplicates=t.duplicates,
+                )
+                for p, t in result.partitions.items()
+            ]
+            for c in commits:
+                planned[c.partition] = c.new_next
+            return _Prepared(messages, result, commits, started, on_applied, self._generation)
+
+    async def _load_seen(self, partitions: Iterable[int]) -> None:
+        seen = self._processor.seen
+        for partition in sorted(p for p in partitions if not seen.loaded(p)):
+            stored: dict[int, bytes] = {}
+            await self._with_retries(partial(self._read_seen, partition, stored))
+            seen.load(partition, stored)
+
+    async def _read_seen(self, partition: int, into: dict[int, bytes]) -> None:
+        into.update(await self._store.load_seen(self._topic, partition))
 
     async def _write(self, prepared: _Prepared) -> None:
         await self._with_retries(lambda: self._write_once(prepared))
-        if prepared.on_applied is not None:
+        if prepared.on_applied is not None and not prepared.dropped:
             await prepared.on_applied()
 
     async def _write_once(self, prepared: _Prepared) -> None:
+        if self.state_lost:
+            prepared.dropped = True  # read again once the worker is re-positioned
+            return
+        if prepared.generation != self._generation:
+            await self._replan(prepared)
         result = prepared.result
         if result is None:
             return
@@ -171,20 +306,35 @@ class IngestSink:
                 result.freshness,
                 prepared.started_ms,
                 self._retention,
+                epoch=self.epoch or "",
+                seen=result.seen,
             )
+        except EpochChanged as exc:
+            self._lose_state(exc.found)
+            prepared.dropped = True
+            return
         except OffsetConflict as exc:
             logger.warning("offset conflict, re-reading offsets detail=%s", exc)
-            await self.reload_offsets()
-            replanned = await self._prepare(prepared.messages, prepared.on_applied)
-            if replanned.result is not None and replanned.result.dead_letters:
-                # The letters of this chunk were already acknowledged by the broker.
-                replanned.dead_letters_sent = prepared.dead_letters_sent
-            prepared.result, prepared.commits = replanned.result, replanned.commits
-            prepared.started_ms = replanned.started_ms
+            async with self._lock:
+                await self._reload()
+            await self._replan(prepared)
             raise TransientError(f"retrying after offset conflict: {exc}") from exc
         for c in prepared.commits:
             self._stored[c.partition] = c.new_next
+        self.readiness.stored(self._stored)
         self._record(result, prepared.started_ms, self._clock())
+
+    async def _replan(self, prepared: _Prepared) -> None:
+        """Re-process a chunk against the state Redis holds now (after a conflict, or
+        when the chunk was prepared before the last reload)."""
+        replanned = await self._prepare(prepared.messages, prepared.on_applied)
+        if replanned.result is not None and replanned.result.dead_letters:
+            # The letters of this chunk were already acknowledged by the broker.
+            replanned.dead_letters_sent = prepared.dead_letters_sent
+        prepared.result, prepared.commits = replanned.result, replanned.commits
+        prepared.started_ms = replanned.started_ms
+        prepared.generation = replanned.generation
+        prepared.dead_letters_sent = replanned.dead_letters_sent
 
     async def _with_retries(self, operation: Callable[[], Awaitable[object]]) -> None:
         attempt = 0
@@ -211,6 +361,8 @@ class IngestSink:
             m.messages.labels(label).inc(t.messages)
             m.events_consumed.labels(label).inc(t.consumed)
             m.events_counted.labels(label).inc(t.counted)
+            if t.duplicates:
+                m.duplicates.labels(label).inc(t.duplicates)
         for letter in result.dead_letters:
             m.dead_letters.labels(letter.reason).inc()
         for reason, n in result.quality.items():
@@ -218,3 +370,6 @@ class IngestSink:
         m.chunk_seconds.observe((done_ms - started_ms) / 1000)
         for produced in result.produced_at_ms:
             m.end_to_end_seconds.observe(max(0, done_ms - produced) / 1000)
+        seen = self._processor.seen
+        m.dedup_entries.set(seen.entries)
+        m.dedup_bytes.set(seen.nbytes)

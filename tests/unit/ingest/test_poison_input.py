@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gapwatch.core.validation import Limits
+from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, InMessage
 from tests.conftest import NOW_MS
 
@@ -43,14 +44,16 @@ def _check(processor: ChunkProcessor, payloads: list[bytes]) -> None:
 @FUZZ
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=8))
 def test_random_bytes(codec, tiny_ref, payloads):
-    _check(ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000), payloads)
+    _check(
+        ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000, SeenIds(8 * 86_400_000)), payloads
+    )
 
 
 @FUZZ
 @given(st.lists(st.binary(max_size=60), min_size=1, max_size=4), st.integers(1, 2))
 def test_random_bodies_behind_a_valid_schema_id(codec, tiny_ref, bodies, schema_id):
     framed = [b"\x00" + schema_id.to_bytes(4, "big") + body for body in bodies]
-    _check(ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000), framed)
+    _check(ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000, SeenIds(8 * 86_400_000)), framed)
 
 
 @FUZZ
@@ -62,4 +65,7 @@ def test_mutated_valid_messages(codec, tiny_ref, make_event, seed, flips):
     for _ in range(flips):
         mutated[rng.randrange(5, len(mutated))] = rng.randrange(256)
     truncated = bytes(valid[: rng.randrange(5, len(valid))])
-    _check(ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000), [bytes(mutated), truncated])
+    _check(
+        ChunkProcessor(codec, tiny_ref, LIMITS, 8 * 86_400_000, SeenIds(8 * 86_400_000)),
+        [bytes(mutated), truncated],
+    )

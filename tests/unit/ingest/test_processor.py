@@ -1,4 +1,5 @@
 from gapwatch.core.validation import Limits
+from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, InMessage
 from tests.conftest import NOW_MS
 
@@ -6,7 +7,7 @@ LIMITS = Limits(retention_ms=400 * 86_400_000, future_skew_ms=900_000)
 
 
 def _processor(codec, ref):
-    return ChunkProcessor(codec, ref, LIMITS, hour_retention_ms=8 * 86_400_000)
+    return ChunkProcessor(codec, ref, LIMITS, 8 * 86_400_000, SeenIds(8 * 86_400_000))
 
 
 def test_every_event_is_counted_or_dead_lettered(codec, tiny_ref, make_event):

@@ -226,6 +226,34 @@ def preproduce(
     }
 
 
+def memory_usage(client: redis.Redis, keys: list[str]) -> int:
+    """Sum of MEMORY USAGE over ``keys`` (exact: samples=0), pipelined."""
+    usage = 0
+    for start in range(0, len(keys), 500):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 500]:
+            pipe.memory_usage(key, samples=0)
+        usage += sum(int(x or 0) for x in pipe.execute())
+    return usage
+
+
+def dedup_memory(samples: Any, redis_bytes: int, redis_keys: int, events: int) -> Json:
+    """The de-duplication index's cost: the worker's in-memory index (its gauges) and
+    the packed ids in Redis, absolute and per million events ingested."""
+    entries = metric_sum(samples, "gapwatch_dedup_index_entries")
+    index_bytes = metric_sum(samples, "gapwatch_dedup_index_bytes")
+    per_million = 1_000_000 / events if events else 0.0
+    return {
+        "horizon_days": Settings().ingest.dedup_horizon_days,
+        "index_entries": int(entries),
+        "worker_index_bytes": int(index_bytes),
+        "worker_index_mib_per_million_events": round(index_bytes * per_million / 2**20, 2),
+        "redis_seen_keys": redis_keys,
+        "redis_seen_bytes": redis_bytes,
+        "redis_seen_mib_per_million_events": round(redis_bytes * per_million / 2**20, 2),
+    }
+
+
 # ----------------------------------------------------------------------- baselines
 def raw_consume(
     bootstrap: str, topic: str, partitions: int, messages: int, events: int, timeout_s: float
@@ -846,12 +874,8 @@ def run_phase(
         run.work / f"py-spy-{shape}.txt" if run.py_spy else None,
     )
     keys = namespace_keys(run.client, namespace)
-    usage = 0
-    for start in range(0, len(keys), 500):
-        pipe = run.client.pipeline(transaction=False)
-        for key in keys[start : start + 500]:
-            pipe.memory_usage(key, samples=0)
-        usage += sum(int(x or 0) for x in pipe.execute())
+    usage = memory_usage(run.client, keys)
+    seen_keys = [k for k in keys if ":seen:" in k]
     ingest["redis"] = {
         "used_memory_delta_bytes": int(run.client.info("memory")["used_memory"]) - used_before,
         "namespace_keys": len(keys),
@@ -859,6 +883,9 @@ def run_phase(
     }
     metrics_url = f"http://127.0.0.1:{web_port}/metrics"
     samples = scrape(metrics_url)
+    ingest["dedup"] = dedup_memory(
+        samples, memory_usage(run.client, seen_keys), len(seen_keys), produced["events"]
+    )
     chunks = metric_sum(samples, "gapwatch_chunk_processing_seconds_count")
     if chunks:
         ingest["chunks"] = {
@@ -1074,6 +1101,18 @@ def summarise(result: Json) -> Json:
             "passed": None if p99 is None else p99 <= LATENCY_TARGET_MS,
         },
     ]
+    dedup = (phases.get("batched", {}).get("ingest") or {}).get("dedup")
+    if dedup:
+        out["dedup_mib_per_million_events"] = {
+            "worker": dedup["worker_index_mib_per_million_events"],
+            "redis": dedup["redis_seen_mib_per_million_events"],
+        }
+        out["lines"].append(
+            f"de-duplication memory per million events: worker "
+            f"{dedup['worker_index_mib_per_million_events']} MiB, redis "
+            f"{dedup['redis_seen_mib_per_million_events']} MiB "
+            f"(horizon {dedup['horizon_days']} days)"
+        )
     out["targets"] = targets
     out["all_targets_met"] = all(t["passed"] is True for t in targets)
     for t in targets:

@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from gapwatch.adapters.refdata_files import load_reference_data
 from gapwatch.settings import repo_root
 from tests.conftest import need
-from tests.stackenv import stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,29 +39,6 @@ def qop_lsoas(real_refdata_dir: Path) -> dict[str, list[str]]:
         if area.icb == "QOP" and code == area.lsoa21:
             by_quintile.setdefault(str(area.imd_quintile), []).append(code)
     return {q: codes[:5] for q, codes in by_quintile.items()}
-
-
-@pytest.fixture()
-def stack(broker: str, redis_url: str, namespace: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = stack_env(broker, redis_url, namespace, tmp_path)
-    up = subprocess.run(
-        [str(ROOT / "scripts" / "stack"), "up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    try:
-        assert up.returncode == 0, f"stack up failed:\n{up.stdout}\n{up.stderr}\n" + _logs(tmp_path)
-        yield env
-    finally:
-        subprocess.run(
-            [str(ROOT / "scripts" / "stack"), "down"], env=env, timeout=60, capture_output=True
-        )
-
-
-def _logs(run_dir: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in (run_dir / "logs").glob("*"))
 
 
 def _frame(schema_id: int, schema: Any, record: dict[str, Any]) -> bytes:

@@ -172,8 +172,8 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
         # Redis holds now, so that is where faust seeks.
         ours = {tp.partition: tp for tp in app.consumer.assignment() if tp.topic == k.topic}
         positions = await _with_backoff(lambda: sink.resume_from_store(sorted(ours)))
-        if positions is None:
-            rejoin.request()  # Redis down: try again with the next rebalance
+        if positions is None:  # Redis down: apply nothing until a later re-join works
+            sink.halt_until_resumed()
             return
         rejoin.done()
         if positions:
@@ -181,6 +181,12 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
             # record of "committed" follows, so its ack bookkeeping stays consistent.
             consumer: Any = app.consumer
             await consumer._commit_offsets({ours[p]: o for p, o in positions.items()})
+            # And seek there: aiokafka's seek_to_committed skips a committed offset of
+            # 0 (falsy), which would leave a rebuilt partition at its old position.
+            # The partitions are paused until faust resumes them, so nothing is read
+            # from the old position in between.
+            for partition, offset in positions.items():
+                await app.consumer.seek(ours[partition], offset)
             logger.info("resuming from redis offsets %s", positions)
 
     app.on_rebalance_complete.connect(resume_from_redis)  # type: ignore[arg-type]
@@ -212,6 +218,11 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
             "rebuild_targets": {str(p): o for p, o in sink.readiness.targets.items()},
             "next_offsets": {str(p): o for p, o in sink.next_offsets().items()},
             "rebuilds_completed": sink.readiness.rebuilds,
+            "fetch_positions": {
+                str(tp.partition): await app.consumer.position(tp)
+                for tp in app.consumer.assignment()
+                if tp.topic == k.topic
+            },
         }
         return web.json(body, status=200 if state == "ready" else 503)
 

@@ -149,6 +149,13 @@ class IngestSink:
         self._halt()
         self.epoch = None
 
+    def halt_until_resumed(self) -> None:
+        """Positions could not be read from Redis on assignment: the consumer sits at
+        Kafka's committed offsets, which nothing vouches for. Apply nothing until a
+        later re-join reads them."""
+        logger.error("positions unknown after assignment: halting until a re-join works")
+        self._halt()
+
     def _halt(self) -> None:
         """Stop applying until the worker is re-positioned from Redis (a re-join)."""
         self._lost = True

@@ -52,6 +52,9 @@ bench: install ## bench-v1 ingest benchmark, then bench-api (prints two JSON doc
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_api.py
 
+chaos: install ## chaos harness: every fault scenario on 1M events, exact counts or exit 1 (ARGS="--events 100000")
+	scripts/chaos $(ARGS)
+
 bench-api: install ## API load benchmark: gap-query p99 at 50 clients with wrk (prints JSON)
 	$(PY) scripts/bench_api.py
 
@@ -66,4 +69,4 @@ run-publisher: install ## publish live synthetic events at 200/s
 
 check: test ## what CI runs
 
-.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench bench-api run-ingest run-api run-publisher check
+.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench chaos bench-api run-ingest run-api run-publisher check

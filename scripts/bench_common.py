@@ -1,9 +1,8 @@
 """Helpers shared by the benchmarks (``scripts/bench.py``, ``scripts/bench_api.py``).
 
-Machine facts, process start-up and CPU time from /proc, HTTP readiness polling,
-Prometheus scrapes and histogram quantiles, and Redis namespace clean-up. The benchmark
-scripts import this module by name: ``python scripts/<bench>.py`` puts ``scripts/`` first
-on ``sys.path``.
+Machine facts, CPU time from /proc, Prometheus scrapes and histogram quantiles, and Redis
+namespace clean-up. The benchmark scripts import this module by name: ``python
+scripts/<bench>.py`` puts ``scripts/`` first on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -16,20 +15,24 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from gapwatch.devstack.services import ManagedProcess
+# Process start-up and HTTP readiness polling live in gapwatch.devstack.processes (the
+# chaos harness uses them too); re-exported here for the benchmark scripts.
+from gapwatch.devstack.processes import StartupError
+from gapwatch.devstack.processes import log_tail as log_tail
+from gapwatch.devstack.processes import spawn as spawn
+from gapwatch.devstack.processes import wait_http as wait_http
 from gapwatch.settings import repo_root
 
 Json = dict[str, Any]
 Samples = list[tuple[str, dict[str, str], float]]
 
-POLL_S = 0.05
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -47,7 +50,7 @@ class Deadline:
         return max(0.0, min(seconds, self.end - time.monotonic()))
 
 
-class BenchError(Exception):
+class BenchError(StartupError):
     """The run could not be completed (a process died, something never became ready)."""
 
 
@@ -117,40 +120,6 @@ def status_mib(pid: int, key: str) -> float | None:
 def redis_cpu(client: redis.Redis) -> float:
     info: Any = client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-def spawn(name: str, argv: list[str], env: Mapping[str, str], logs: Path) -> ManagedProcess:
-    log_path = logs / f"{name}.log"
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
-        )
-    return ManagedProcess(name, process, log_path)
-
-
-def log_tail(proc: ManagedProcess, chars: int = 3000) -> str:
-    try:
-        return proc.log_path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
-def wait_http(
-    url: str, proc: ManagedProcess, timeout_s: float, ok: Callable[[httpx.Response], bool]
-) -> float:
-    """Poll ``url`` until ``ok(response)``; returns the monotonic time it happened."""
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.process.poll() is not None:
-                raise BenchError(f"{proc.name} exited during start-up:\n{log_tail(proc)}")
-            try:
-                if ok(client.get(url)):
-                    return time.monotonic()
-            except httpx.HTTPError:
-                pass
-            time.sleep(POLL_S)
-    raise BenchError(f"{proc.name} not ready at {url} after {timeout_s:.0f}s:\n{log_tail(proc)}")
 
 
 # ---------------------------------------------------------------------- statistics

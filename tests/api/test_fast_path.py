@@ -52,3 +52,19 @@ def test_new_data_and_other_query_strings_go_through_the_app(client, store):
     bad = client.get(URL + "&confidence=50")
     assert bad.status_code == 422
     assert len(calls) == 3
+
+
+def test_a_down_store_is_a_503_with_a_message_from_the_fast_path(client, store):
+    """A repeated query while Redis is down: the fast path's own read fails, so it
+    answers 503 itself instead of letting the app wait for a second timeout."""
+    store.add(NOW - HOUR_MS, profile("1"), ("ed_arrival",))
+    client.get("/healthz")
+    calls = _downstream_calls(client)
+    assert client.get(URL).status_code == 200
+    store.down = True
+    answer = client.get(URL)
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "detail": "temporarily unavailable: redis unavailable: connection refused"
+    }
+    assert len(calls) == 1  # the app (and its second Redis read) was never reached

@@ -14,7 +14,7 @@ from gapwatch import __version__
 from gapwatch.adapters.metrics import ApiMetrics
 from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.api.deps import Context
-from gapwatch.api.fast_path import CachedAnswersFirst
+from gapwatch.api.fast_path import CachedAnswersFirst, unavailable_detail
 from gapwatch.api.routes import catalogue, freshness, health, indicators
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import CountReader
@@ -97,7 +97,7 @@ def create_app(
 
     @app.exception_handler(TransientError)
     async def unavailable(_: Request, exc: TransientError) -> JSONResponse:
-        return JSONResponse({"detail": f"temporarily unavailable: {exc}"}, status_code=503)
+        return JSONResponse(unavailable_detail(exc), status_code=503)
 
     for module in (health, catalogue, indicators, freshness):
         app.include_router(module.router)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,15 @@ def tansu_binary() -> Path:
     return path
 
 
-def start_tansu(port: int, log_path: Path, storage: str = "memory://tansu/") -> ManagedProcess:
-    """A fresh broker on 127.0.0.1:port. ``memory://`` keeps nothing after it stops."""
+def start_tansu(
+    port: int,
+    log_path: Path,
+    storage: str = "memory://tansu/",
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """A fresh broker on 127.0.0.1:port. ``memory://`` keeps nothing after it stops;
+    ``s3://<bucket>/`` needs the object store's credentials and endpoint in ``env``
+    (``ObjectStore.env`` from ``devstack.object_store``), added to this process's own."""
     url = f"tcp://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
@@ -104,6 +112,7 @@ def start_tansu(port: int, log_path: Path, storage: str = "memory://tansu/") -> 
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **env} if env else None,
     )
     wait_for_port("127.0.0.1", port)
     return ManagedProcess("tansu", process, log_path)

@@ -1,0 +1,5 @@
+import sys
+
+from gapwatch.devstack.chaos.cli import main
+
+sys.exit(main())

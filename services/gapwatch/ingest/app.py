@@ -198,6 +198,7 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
             await sink.check_epoch()
         except TransientError:
             pass  # Redis down: writes retry on their own; readyz reports it
+        sink.positions_overdue()  # a partition stuck past what Redis holds: re-join
         await rejoin.maybe_rejoin()
         _update_lag(app, sink, metrics)
 

@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 OnApplied = Callable[[], Awaitable[None]]
 
+POSITION_GRACE_MS = 10_000
+"""How long a partition may deliver only offsets past what Redis holds (messages
+fetched before a rebalance) before the worker re-joins to be re-positioned."""
+
 
 class DeadLetterPublisher(Protocol):
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
@@ -104,6 +108,8 @@ class IngestSink:
         self._gaps: dict[int, int] = {}
         """Partition -> first offset of a gap already re-checked once (a real log gap:
         compaction or transaction markers), so it is accepted the second time."""
+        self._past: dict[int, tuple[int, int]] = {}
+        """Partition -> (when, offset) of the first message past the expected offset."""
         self.readiness = Readiness()
 
     # ---------------------------------------------------------------- positions
@@ -122,6 +128,7 @@ class IngestSink:
             await self._reload()
             positions = {p: self._stored.get(p, 0) for p in partitions}
             self._expected = dict(positions)
+            self._past = {}
         if rebuilt or self.readiness.state == "rebuilding":
             logger.warning("store epoch %s: replaying partitions %s", epoch, sorted(positions))
             self.readiness.start_rebuild(positions)
@@ -164,28 +171,49 @@ class IngestSink:
         self._processor.seen.forget_all()
         self._on_state_lost()
 
-    def _positioned(self, messages: Sequence[InMessage]) -> bool:
-        """After an assignment, each partition must start at the offset Redis holds.
+    def _positioned(self, messages: Sequence[InMessage]) -> list[InMessage] | None:
+        """The messages that may be applied, or None if the worker must re-join.
 
-        A later first offset means the consumer was positioned past what Redis holds
-        (e.g. faust committed acks between our commit and its seek): applying would
-        skip events, so halt and re-join. A gap seen twice in a row is a real gap in
-        the log (compaction, transaction markers) and is accepted.
+        After an assignment each partition must resume at the offset Redis holds. A
+        message past it is either one fetched before the rebalance, still in faust's
+        take buffer (the re-read from the right offset follows it), or a sign the
+        consumer sits past what Redis holds, where applying would skip events. So such
+        messages are held back, never applied, until the partition delivers an offset at
+        or before the expected one; if that does not happen within ``POSITION_GRACE_MS``
+        the worker re-joins. A gap seen again after a re-join is a real gap in the log
+        (compaction, transaction markers) and is accepted.
         """
+        keep: list[InMessage] = []
+        now = self._clock()
         for m in messages:
-            expected = self._expected.pop(m.partition, None)
-            if expected is None or m.offset <= expected or self._gaps.get(m.partition) == m.offset:
-                continue
-            logger.warning(
-                "partition %d starts at offset %d but redis holds %d: re-joining",
-                m.partition,
-                m.offset,
-                expected,
-            )
-            self._gaps[m.partition] = m.offset
-            self._halt()
-            return False
-        return True
+            expected = self._expected.get(m.partition)
+            if expected is None:
+                keep.append(m)
+            elif m.offset <= expected or self._gaps.get(m.partition) == m.offset:
+                del self._expected[m.partition]
+                self._past.pop(m.partition, None)
+                keep.append(m)
+            else:
+                self._past.setdefault(m.partition, (now, m.offset))
+        return None if self.positions_overdue() else keep
+
+    def positions_overdue(self) -> bool:
+        """Whether a partition has shown only offsets past what Redis holds for too long
+        (then halt and re-join). Called with each chunk and by the worker's timer."""
+        now = self._clock()
+        for partition, (since, offset) in self._past.items():
+            if now - since > POSITION_GRACE_MS:
+                logger.warning(
+                    "partition %d delivers offset %d but redis holds %d: re-joining",
+                    partition,
+                    offset,
+                    self._expected.get(partition, -1),
+                )
+                self._gaps[partition] = offset
+                self._past.clear()
+                self._halt()
+                return True
+        return False
 
     @property
     def state_lost(self) -> bool:
@@ -211,10 +239,15 @@ class IngestSink:
         holds) chunks are dropped without it: acks would let faust commit offsets Redis
         does not hold; they are read again after the re-join.
         """
-        if self.state_lost or not self._positioned(messages):
+        positioned = None if self.state_lost else self._positioned(messages)
+        if positioned is None:
             await self.drain()
             self._metrics.replays_skipped.inc(len(messages))
             return
+        held_back = len(messages) - len(positioned)
+        if held_back:
+            self._metrics.replays_skipped.inc(held_back)
+            messages = positioned
         prepared = await self._prepare(messages, on_applied)
         await self.drain()
         self._inflight = asyncio.ensure_future(self._write(prepared))

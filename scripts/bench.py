@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 import redis
 from bench_common import (
+    CLK_TCK,
     BenchError,
     Deadline,
     clean_namespace,
@@ -436,10 +437,51 @@ class Cpu:
     worker: float
     broker: float
     redis_server: float
+    worker_threads: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Thread id -> (user, system) CPU seconds of each worker thread."""
 
     @classmethod
     def sample(cls, worker: int, broker: int, client: redis.Redis) -> Cpu:
-        return cls(cpu_seconds(worker) or 0.0, cpu_seconds(broker) or 0.0, redis_cpu(client))
+        return cls(
+            cpu_seconds(worker) or 0.0,
+            cpu_seconds(broker) or 0.0,
+            redis_cpu(client),
+            thread_cpu_seconds(worker),
+        )
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds per thread of a process, from /proc/<pid>/task. The
+    worker's CPU is spread over the event loop, faust's consumer thread (fetch, CRC,
+    decompression) and the chunk-processing thread; this says which costs what."""
+    out: dict[int, tuple[float, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended
+        out[int(task.name)] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK)
+    return out
+
+
+def thread_cpu_delta(pid: int, begin: Cpu, end: Cpu) -> list[Json]:
+    """Per worker thread, CPU seconds spent between two samples, busiest first."""
+    rows = []
+    for tid, (user, system) in end.worker_threads.items():
+        user0, system0 = begin.worker_threads.get(tid, (0.0, 0.0))
+        rows.append(
+            {
+                "thread": "main" if tid == pid else str(tid),
+                "user_seconds": round(user - user0, 2),
+                "system_seconds": round(system - system0, 2),
+            }
+        )
+    rows.sort(key=lambda r: -(r["user_seconds"] + r["system_seconds"]))
+    return [r for r in rows if r["user_seconds"] + r["system_seconds"] >= 0.05]
 
 
 def measure_ingest(
@@ -536,6 +578,7 @@ def measure_ingest(
                 "worker_us_per_event": round(worker_cpu / max(counted_from_begin, 1) * 1e6, 2),
                 "broker_seconds": round(cpu_end.broker - cpu_begin.broker, 2),
                 "redis_seconds": round(cpu_end.redis_server - cpu_begin.redis_server, 2),
+                "worker_threads": thread_cpu_delta(pid, cpu_begin, cpu_end),
             },
             "worker_rss_mib": status_mib(pid, "VmRSS"),
             "worker_peak_rss_mib": status_mib(pid, "VmHWM"),

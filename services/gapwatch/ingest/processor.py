@@ -85,8 +85,17 @@ class ChunkResult:
         return sum(t.consumed for t in self.partitions.values())
 
 
-_Valid = tuple[int, int, dict[str, Any]]
-"""partition, message time (ms), decoded event."""
+@dataclass(slots=True)
+class _Valid:
+    """The valid events of a chunk, in order, as columns. Not a list of per-event
+    tuples: a hundred thousand tuples holding a dict each stay tracked by the garbage
+    collector and trigger full collections of the whole heap twice per chunk; lists of
+    ints and dicts of plain values are not tracked per event."""
+
+    partitions: list[int] = field(default_factory=list)
+    sent_ms: list[int] = field(default_factory=list)
+    """The message's time (the producer's, capped at now)."""
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ChunkProcessor:
@@ -121,7 +130,7 @@ class ChunkProcessor:
         quality: Counter[str] = Counter()
         fresh: dict[str, tuple[int, int]] = {}
         ref, add, fresh_get = self._ref, acc.add, fresh.get  # bound once: per-event loop
-        for (partition, _, record), is_first in zip(valid, first, strict=True):
+        for partition, record, is_first in zip(valid.partitions, valid.records, first, strict=True):
             tally = tallies[partition]
             if not is_first:
                 tally.duplicates += 1
@@ -148,11 +157,11 @@ class ChunkProcessor:
         tallies: dict[int, PartitionTally],
         dead: list[DeadLetter],
         produced: list[int],
-    ) -> list[_Valid]:
-        """(partition, message time, event) for every valid event, in order; the rest
-        dead-lettered. The message time is the producer's, capped at now."""
-        valid: list[_Valid] = []
-        limits, codec, keep = self._limits, self._codec, valid.append
+    ) -> _Valid:
+        """Every valid event with its partition and message time, in order; the rest
+        dead-lettered."""
+        valid = _Valid()
+        limits, codec, keep = self._limits, self._codec, valid.records.append
         for msg in messages:
             tally = tallies.get(msg.partition)
             if tally is None:
@@ -177,10 +186,11 @@ class ChunkProcessor:
             events = decoded.events
             single = len(events) == 1 and decoded.schema_name.endswith("EncounterEvent")
             tally.consumed += len(events)
+            kept = len(valid.records)
             for index, record in enumerate(events):
                 rejection = validate(record, now_ms, limits)
                 if rejection is None:
-                    keep((msg.partition, sent, record))
+                    keep(record)
                     continue
                 tally.dead_lettered += 1
                 dead.append(
@@ -194,23 +204,24 @@ class ChunkProcessor:
                         msg.key,
                     )
                 )
+            kept = len(valid.records) - kept
+            valid.partitions += [msg.partition] * kept
+            valid.sent_ms += [sent] * kept
         return valid
 
-    def _first_occurrences(
-        self, valid: list[_Valid]
-    ) -> tuple[list[bool], dict[tuple[int, int], bytes]]:
+    def _first_occurrences(self, valid: _Valid) -> tuple[list[bool], dict[tuple[int, int], bytes]]:
         """Whether each valid event is the first with its id in its partition; the new
         ids per (partition, expiry day). Message times, not the wall clock, decide what
         is forgotten, so a replay decides as the first pass did (see dedup)."""
-        if not valid:
+        records = valid.records
+        if not records:
             return [], {}
-        n = len(valid)
-        partitions = np.fromiter((p for p, _, _ in valid), dtype=np.int32, count=n)
-        sent = np.fromiter((t for _, t, _ in valid), dtype=np.int64, count=n)
-        keys = event_keys([r["event_id"] for _, _, r in valid])
-        occurred = np.fromiter((r["occurred_at"] for _, _, r in valid), np.int64, n)
+        partitions = np.array(valid.partitions, dtype=np.int32)
+        sent = np.array(valid.sent_ms, dtype=np.int64)
+        keys = event_keys([r["event_id"] for r in records])
+        occurred = np.array([r["occurred_at"] for r in records], dtype=np.int64)
         days = expiry_days(occurred, sent, self.seen.horizon_ms)
-        first = np.zeros(len(valid), dtype=bool)
+        first = np.zeros(len(records), dtype=bool)
         packed: dict[tuple[int, int], bytes] = {}
         for partition in np.unique(partitions):
             mine = partitions == partition

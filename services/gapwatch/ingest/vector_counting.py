@@ -2,8 +2,10 @@
 
 The pure core's accumulator increments every store field of every event in Python: about
 25 dictionary increments per event (2 granularities x 5 breakdowns x ~2.5 measures), the
-largest per-event cost after Avro decoding. Here each event only appends four small ints;
-the sums per (bucket, measure, breakdown, group) are then ``np.bincount`` calls per chunk.
+largest per-event cost after Avro decoding. Here each event only appends two ints: its
+time, and one code packing its groups, measures and ICB. The sums per (bucket, measure,
+breakdown, group) are then ``np.bincount`` calls per chunk, and each bucket's fields are
+filled from arrays in one ``dict.update`` rather than one Python assignment per field.
 ``deltas()`` returns exactly what the core accumulator returns (a test checks this on
 random events), so the core stays the readable definition and this is only a speed-up.
 """
@@ -15,6 +17,7 @@ from itertools import product
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from gapwatch.core.counting import (
     BREAKDOWN_IDS,
@@ -23,12 +26,15 @@ from gapwatch.core.counting import (
     BucketKey,
     esp_field,
 )
+from gapwatch.core.demographics import UNKNOWN
 from gapwatch.core.enrich import Profile
 from gapwatch.core.indicators import BREAKDOWNS
 from gapwatch.core.measures import MEASURES
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 
 __all__ = ["VectorAccumulator"]
+
+Ints = npt.NDArray[np.int64]
 
 _MEASURE_IDS: Final = ("events", *(m for m in MEASURES if m != "events"))
 _BIT: Final = {m: 1 << i for i, m in enumerate(_MEASURE_IDS)}
@@ -45,10 +51,54 @@ _LOOKUP: Final = {
     for k, by in enumerate(BREAKDOWN_IDS)
 }
 _ESP_CELL_ID: Final = {cell: i for i, cell in enumerate(ESP_CELLS)}
-_ESP_NAMES: Final = {m: [esp_field(m, *cell) for cell in ESP_CELLS] for m in STANDARDISED_MEASURES}
-_NAMES: Final = {
-    (m, by): [f"{m}|{by}|{g}" for g in BREAKDOWNS[by]] for m in _MEASURE_IDS for by in BREAKDOWN_IDS
-}
+
+# One event's code: combo id | ESP cell << 12 | measure bits << 21 | chunk ICB id << 40.
+_ESP_SHIFT: Final = 12
+_MASK_SHIFT: Final = 21
+_ICB_SHIFT: Final = 40
+if (
+    len(_COMBOS) > 1 << _ESP_SHIFT
+    or len(ESP_CELLS) > 1 << (_MASK_SHIFT - _ESP_SHIFT)
+    or len(_MEASURE_IDS) > _ICB_SHIFT - _MASK_SHIFT
+):
+    raise RuntimeError("the event code's bit fields are too narrow for the group lists")
+
+
+def _number_fields() -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Every store field in one numbered list, and the number of the first field of each
+    (measure, breakdown) block ("esp" for the ESP2013 cross). A cell of any bincount
+    below is then a field number (first field + group index), and the names of all the
+    cells of a chunk come from one array lookup."""
+    names: list[str] = []
+    first: dict[tuple[str, str], int] = {}
+    for m in _MEASURE_IDS:
+        for by in BREAKDOWN_IDS:
+            first[(m, by)] = len(names)
+            names += [f"{m}|{by}|{g}" for g in BREAKDOWNS[by]]
+        if m in STANDARDISED_MEASURES:
+            first[(m, "esp")] = len(names)
+            names += [esp_field(m, *cell) for cell in ESP_CELLS]
+    return names, first
+
+
+_FIELD_NAMES, _FIRST_FIELD = _number_fields()
+_NAME_OF: Final = np.array(_FIELD_NAMES, dtype=object)
+
+_GroupKey = tuple[str, str, str, str, str, str]
+_GROUP_CODES: dict[_GroupKey, int] = {}
+"""(decile, ethnic group, age band, sex, quintile, ESP band) -> the code's group bits.
+Bounded by the product of the group lists (a few thousand combinations occur)."""
+
+
+def _group_code(key: _GroupKey) -> int:
+    decile, ethnic, age, sex, quintile, esp = key
+    code = _COMBO_ID[(decile, ethnic, age, sex)] | _ESP_CELL_ID[(quintile, sex, esp)] << _ESP_SHIFT
+    if ethnic == UNKNOWN:  # Profile.ethnicity_unknown
+        code |= _ETH_UNKNOWN << _MASK_SHIFT
+    if quintile == UNKNOWN:  # Profile.residence_unknown
+        code |= _RES_UNKNOWN << _MASK_SHIFT
+    _GROUP_CODES[key] = code
+    return code
 
 
 class VectorAccumulator:
@@ -56,56 +106,53 @@ class VectorAccumulator:
 
     def __init__(self, hour_cutoff_ms: int) -> None:
         self.hour_cutoff_ms = hour_cutoff_ms - HOUR_MS
-        self.events = 0
-        self._hours: list[int] = []
-        self._icbs: list[int] = []
-        self._combos: list[int] = []
-        self._masks: list[int] = []
-        self._esp: list[int] = []
+        self._occurred: list[int] = []
+        self._codes: list[int] = []
         self._icb_ids: dict[str, int] = {}
-        self._mask_of: dict[tuple[str, ...], int] = {}
+        self._measure_bits: dict[tuple[str, ...], int] = {}
+
+    @property
+    def events(self) -> int:
+        return len(self._occurred)
 
     def add(self, occurred_at_ms: int, profile: Profile, measures: tuple[str, ...]) -> None:
-        mask = self._mask_of.get(measures)
-        if mask is None:
-            mask = self._mask_of[measures] = _BIT["events"] | sum(_BIT[m] for m in measures)
-        if profile.ethnicity_unknown:
-            mask |= _ETH_UNKNOWN
-        if profile.residence_unknown:
-            mask |= _RES_UNKNOWN
+        bits = self._measure_bits.get(measures)
+        if bits is None:
+            mask = _BIT["events"] | sum(_BIT[m] for m in measures)
+            bits = self._measure_bits[measures] = mask << _MASK_SHIFT
+        key = (
+            profile.imd_decile,
+            profile.ethnic_group,
+            profile.age_band,
+            profile.sex,
+            profile.imd_quintile,
+            profile.esp_band,
+        )
+        groups = _GROUP_CODES.get(key)
+        if groups is None:
+            groups = _group_code(key)
         icb = self._icb_ids.get(profile.icb)
         if icb is None:
             icb = self._icb_ids[profile.icb] = len(self._icb_ids)
-        self._hours.append(occurred_at_ms - occurred_at_ms % HOUR_MS)
-        self._icbs.append(icb)
-        self._combos.append(
-            _COMBO_ID[
-                (
-                    profile.imd_decile,
-                    profile.ethnic_group,
-                    profile.age_band,
-                    profile.sex,
-                )
-            ]
-        )
-        self._masks.append(mask)
-        self._esp.append(_ESP_CELL_ID[(profile.imd_quintile, profile.sex, profile.esp_band)])
-        self.events += 1
+        self._occurred.append(occurred_at_ms)
+        self._codes.append(groups | bits | icb << _ICB_SHIFT)
 
     def deltas(self) -> dict[BucketKey, Counter[str]]:
         out: dict[BucketKey, Counter[str]] = {}
-        if not self._hours:
+        if not self._occurred:
             return out
-        hours = np.array(self._hours, dtype=np.int64)
-        icbs = np.array(self._icbs, dtype=np.int64)
-        combos = np.array(self._combos, dtype=np.int64)
-        masks = np.array(self._masks, dtype=np.int64)
-        esp = np.array(self._esp, dtype=np.int64)
+        occurred = np.array(self._occurred, dtype=np.int64)
+        codes = np.array(self._codes, dtype=np.int64)
+        hours = occurred - occurred % HOUR_MS
+        combos = codes & ((1 << _ESP_SHIFT) - 1)
+        esp = (codes >> _ESP_SHIFT) & ((1 << (_MASK_SHIFT - _ESP_SHIFT)) - 1)
+        masks = (codes >> _MASK_SHIFT) & ((1 << (_ICB_SHIFT - _MASK_SHIFT)) - 1)
+        icbs = codes >> _ICB_SHIFT
         icb_names = list(self._icb_ids)
         recent = hours > self.hour_cutoff_ms
-        self._sum_into(out, "d", hours - hours % DAY_MS, icbs, combos, masks, esp, icb_names)
+        _sum_into(out, "d", hours - hours % DAY_MS, icbs, combos, masks, esp, icb_names)
         if recent.any():
-            self._sum_into(
+            _sum_into(
                 out,
                 "h",
                 hours[recent],
@@ -117,52 +164,67 @@ class VectorAccumulator:
             )
         return out
 
-    @staticmethod
-    def _sum_into(
-        out: dict[BucketKey, Counter[str]],
-        granularity: str,
-        starts: np.ndarray,
-        icbs: np.ndarray,
-        combos: np.ndarray,
-        masks: np.ndarray,
-        esp: np.ndarray,
-        icb_names: list[str],
-    ) -> None:
-        # One row per distinct (ICB, bucket start) in the chunk. Hour numbers since the
-        # epoch fit in 32 bits for 490,000 years, so (icb << 32 | hour) is a unique int.
-        keys = (icbs << 32) | (starts // HOUR_MS)
-        unique, inverse = np.unique(keys, return_inverse=True)
-        counters = [
-            out.setdefault(
-                (granularity, (key & 0xFFFFFFFF) * HOUR_MS, icb_names[key >> 32]), Counter()
-            )
-            for key in unique.tolist()
-        ]
-        present = int(np.bitwise_or.reduce(masks))
-        for measure in _MEASURE_IDS:
-            bit = _BIT[measure]
-            if not present & bit:
-                continue
-            has = (masks & bit) != 0
-            rows = inverse[has]
-            chosen = combos[has]
-            for by in BREAKDOWN_IDS:
-                _count_cells(
-                    counters, rows, _LOOKUP[by][chosen], len(BREAKDOWNS[by]), _NAMES[(measure, by)]
-                )
-            if granularity == "d" and measure in STANDARDISED_MEASURES:
-                _count_cells(counters, rows, esp[has], len(ESP_CELLS), _ESP_NAMES[measure])
 
-
-def _count_cells(
-    counters: list[Counter[str]],
-    rows: np.ndarray,
-    groups_of: np.ndarray,
-    groups: int,
-    names: list[str],
+def _sum_into(
+    out: dict[BucketKey, Counter[str]],
+    granularity: str,
+    starts: Ints,
+    icbs: Ints,
+    combos: Ints,
+    masks: Ints,
+    esp: Ints,
+    icb_names: list[str],
 ) -> None:
-    """Add, per bucket row, the number of events in each group to that group's field."""
-    cells = np.bincount(rows * groups + groups_of, minlength=len(counters) * groups)
-    nonzero = np.flatnonzero(cells)
-    for cell, n in zip(nonzero.tolist(), cells[nonzero].tolist(), strict=True):
-        counters[cell // groups][names[cell % groups]] = n
+    # One row per distinct (ICB, bucket start) in the chunk. Hour numbers since the
+    # epoch fit in 32 bits for 490,000 years, so (icb << 32 | hour) is a unique int.
+    keys = (icbs << 32) | (starts // HOUR_MS)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    cells = _Cells(len(unique))
+    present = int(np.bitwise_or.reduce(masks))
+    for measure in _MEASURE_IDS:
+        bit = _BIT[measure]
+        if not present & bit:
+            continue
+        has = (masks & bit) != 0
+        rows = inverse[has]
+        chosen = combos[has]
+        for by in BREAKDOWN_IDS:
+            cells.count(rows, _LOOKUP[by][chosen], len(BREAKDOWNS[by]), _FIRST_FIELD[(measure, by)])
+        if granularity == "d" and measure in STANDARDISED_MEASURES:
+            cells.count(rows, esp[has], len(ESP_CELLS), _FIRST_FIELD[(measure, "esp")])
+    for key, names, counts in zip(unique.tolist(), *cells.by_row(), strict=True):
+        bucket = (granularity, (key & 0xFFFFFFFF) * HOUR_MS, icb_names[key >> 32])
+        # Each (row, field) was counted once above, so this sets, never adds (and is
+        # dict's C update, not Counter's per-item Python loop).
+        dict.update(out.setdefault(bucket, Counter()), zip(names, counts, strict=True))
+
+
+class _Cells:
+    """Non-zero (bucket row, field, count) cells, gathered then split by row."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self._row: list[Ints] = []
+        self._field: list[Ints] = []
+        self._count: list[Ints] = []
+
+    def count(self, rows: Ints, groups_of: Ints, groups: int, first_field: int) -> None:
+        """Record, per bucket row, the number of events in each group (its field)."""
+        cells = np.bincount(rows * groups + groups_of, minlength=self.rows * groups)
+        nonzero = np.flatnonzero(cells)
+        self._row.append(nonzero // groups)
+        self._field.append(first_field + nonzero % groups)
+        self._count.append(cells[nonzero])
+
+    def by_row(self) -> tuple[list[list[str]], list[list[int]]]:
+        """Per row: its field names and their counts."""
+        rows = np.concatenate(self._row)
+        order = np.argsort(rows, kind="stable")
+        names: list[str] = _NAME_OF[np.concatenate(self._field)[order]].tolist()
+        counts: list[int] = np.concatenate(self._count)[order].tolist()
+        ends = np.searchsorted(rows[order], np.arange(1, self.rows + 1)).tolist()
+        starts = [0, *ends[:-1]]
+        return (
+            [names[a:b] for a, b in zip(starts, ends, strict=True)],
+            [counts[a:b] for a, b in zip(starts, ends, strict=True)],
+        )

@@ -28,6 +28,7 @@ _COMMANDS = (
     "gapwatch.ingest.rebuild",
     "gapwatch.ingest.dlq",
     "gapwatch.refdata.command",
+    "gapwatch.spc_command",
 )
 
 

@@ -61,6 +61,7 @@ COMMAND_MODULES = {
     "api": "gapwatch.api.command",
     "publish": "gapwatch.publisher.command",
     "refdata": "gapwatch.refdata.command",
+    "spc": "gapwatch.spc_command",
 }
 SERVER_ROLES = ("api", "ingest")
 HEALTH_PATHS = {"/healthz", "/readyz"}

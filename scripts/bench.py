@@ -50,6 +50,8 @@ from bench_common import (
     Deadline,
     clean_namespace,
     cpu_seconds,
+    exit_on_sigterm,
+    finish_run,
     gapwatch_commit,
     histogram,
     histogram_quantiles_ms,
@@ -989,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the finally block still stops the broker and
     # the worker and deletes the namespace's keys.
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     workload = WORKLOADS[args.workload]
     if args.seed is None:
         args.seed = workload.seed
@@ -1091,22 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["redis_cleanup_error"] = str(exc)
     result["summary"] = summarise(result)
     result["duration_s"] = round(time.monotonic() - started, 1)
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    if rc or args.keep_logs or args.py_spy:
-        result["logs"] = str(work / "logs")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    for line in result["summary"]["lines"]:
-        log(line)
-    return rc
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+    return finish_run(result, rc, work, args.keep_logs or args.py_spy, args.json_out, log)
 
 
 def summarise(result: Json) -> Json:

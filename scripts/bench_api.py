@@ -66,7 +66,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -87,6 +86,8 @@ from bench_common import (
     BenchError,
     clean_namespace,
     cpu_seconds,
+    exit_on_sigterm,
+    finish_run,
     gapwatch_commit,
     histogram,
     histogram_quantiles_ms,
@@ -1024,7 +1025,7 @@ def summarise(result: Json) -> Json:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     wrk = ensure_wrk()
     started = time.monotonic()
     result: Json = {
@@ -1054,22 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
         cleanup(run)
     result["summary"] = summarise(result)
     result["duration_s"] = round(time.monotonic() - started, 1)
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    if rc or args.keep_logs:
-        result["logs"] = str(work / "logs")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    for line in result["summary"]["lines"]:
-        log(line)
-    return rc
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+    return finish_run(result, rc, work, args.keep_logs, args.json_out, log)
 
 
 if __name__ == "__main__":

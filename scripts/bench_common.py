@@ -7,6 +7,7 @@ scripts/<bench>.py`` puts ``scripts/`` first on ``sys.path``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -15,7 +16,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import redis
 # Process start-up and HTTP readiness polling live in gapwatch.devstack.processes (the
 # chaos harness uses them too); re-exported here for the benchmark scripts.
 from gapwatch.devstack.processes import StartupError
+from gapwatch.devstack.processes import exit_on_sigterm as exit_on_sigterm
 from gapwatch.devstack.processes import log_tail as log_tail
 from gapwatch.devstack.processes import spawn as spawn
 from gapwatch.devstack.processes import wait_http as wait_http
@@ -213,3 +215,27 @@ def clean_namespace(client: redis.Redis, namespace: str) -> int:
     for start in range(0, len(keys), 500):
         client.delete(*keys[start : start + 500])
     return len(keys)
+
+
+def finish_run(
+    result: dict[str, Any],
+    rc: int,
+    work: Path,
+    keep_logs: bool,
+    json_out: Path | None,
+    log: Callable[[str], None],
+) -> int:
+    """The end of every benchmark: keep the logs (on failure or when asked) or delete
+    the run directory, print the JSON (and write it to ``json_out``), log the summary."""
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if rc or keep_logs:
+        result["logs"] = str(work / "logs")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_out:
+        json_out.write_text(text + "\n")
+    for line in result["summary"]["lines"]:
+        log(line)
+    return rc

@@ -22,7 +22,7 @@ from gapwatch.core.indicators import Indicator
 from gapwatch.core.inequality import EthnicGap, ImdGap
 from gapwatch.core.report import Report
 from gapwatch.core.spc import Direction
-from gapwatch.core.windows import DAY_MS
+from gapwatch.core.windows import DAY_MS, bucket_start
 
 __all__ = [
     "GAP_MEASURES",
@@ -59,9 +59,8 @@ class GapPoint:
 
 def period_start(ts_ms: int, period: Period) -> int:
     if period == "day":
-        return ts_ms - ts_ms % DAY_MS
-    shifted = ts_ms + _MONDAY_OFFSET_MS
-    return shifted - shifted % PERIOD_MS["week"] - _MONDAY_OFFSET_MS
+        return bucket_start(ts_ms, DAY_MS)
+    return bucket_start(ts_ms + _MONDAY_OFFSET_MS, PERIOD_MS["week"]) - _MONDAY_OFFSET_MS
 
 
 def open_period(now_ms: int, period: Period) -> int:

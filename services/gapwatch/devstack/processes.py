@@ -7,6 +7,7 @@ reaches only the tool, which then stops its children itself, in order.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ import httpx
 
 from gapwatch.devstack.services import ManagedProcess
 
-__all__ = ["StartupError", "log_tail", "spawn", "wait_http"]
+__all__ = ["StartupError", "exit_on_sigterm", "log_tail", "spawn", "wait_http"]
 
 POLL_S = 0.05
 
@@ -58,3 +59,12 @@ def wait_http(
                 pass
             time.sleep(POLL_S)
     raise StartupError(f"{proc.name} not ready at {url} after {timeout_s:.0f}s:\n{log_tail(proc)}")
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so every ``finally`` runs and stops the children."""
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)

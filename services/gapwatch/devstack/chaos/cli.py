@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -20,14 +19,11 @@ from pathlib import Path
 from gapwatch.devstack.chaos.harness import run_chaos
 from gapwatch.devstack.chaos.report import as_json, as_table
 from gapwatch.devstack.chaos.scenarios import DEFAULT_SCENARIOS, SCENARIOS
+from gapwatch.devstack.processes import exit_on_sigterm
 from gapwatch.logging_setup import configure_logging
 from gapwatch.settings import Settings
 
 __all__ = ["main"]
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every finally: children are stopped
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     # librdkafka reports every refused reconnect while a broker is down on purpose.
     logging.getLogger("gapwatch.publisher.librdkafka").setLevel(logging.CRITICAL)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="gapwatch-chaos-"))
     report = run_chaos(
         Settings(),

@@ -29,6 +29,7 @@ _COMMANDS = (
     "gapwatch.ingest.dlq",
     "gapwatch.refdata.command",
     "gapwatch.spc_command",
+    "gapwatch.alerting.command",
 )
 
 

@@ -46,6 +46,8 @@ class KafkaSettings(_Section):
     partitions: int = Field(12, ge=1, le=1000)
     """12 partitions: up to 12 ingest workers, and divisible by 2, 3, 4 and 6 replicas."""
     replication_factor: int = Field(1, ge=1)
+    alerts_topic: str = "gapwatch.alerts.v1"
+    """Every alert change (new, updated, resolved) as JSON, keyed by the alert's id."""
     group_id: str = "gapwatch-ingest"
     session_timeout_s: float = Field(10.0, gt=0)
     """Short because Tansu holds JoinGroup for session.timeout/2 (docs/tansu.md §2)."""
@@ -110,6 +112,43 @@ class ApiSettings(_Section):
     )
 
 
+class AlertSettings(_Section):
+    """The alerter: SPC over each ICB's gap series, stale feeds, and delivery."""
+
+    indicators: tuple[str, ...] = ()
+    """Indicators charted (empty: every indicator in the catalogue)."""
+    breakdowns: tuple[Literal["imd_quintile", "imd_decile", "ethnic_group"], ...] = (
+        "imd_quintile",
+        "ethnic_group",
+    )
+    """Deciles repeat what quintiles show with more noise, so they are off by default."""
+    period: Literal["day", "week"] = "day"
+    lateness_s: int = Field(3600, ge=0)
+    """A period is charted once it has ended and this long has passed (late events)."""
+    history_periods: int = Field(90, ge=13, le=400)
+    """Points per chart: limits need 13 (Making Data Count); 90 days by default."""
+    interval_s: float = Field(5.0, gt=0)
+    """How often changed series are re-evaluated and firing alerts re-sent."""
+    screen_outliers: bool = True
+    two_in_three: Literal["band", "beyond"] = "band"
+    run_length: int = Field(7, ge=2)
+    fix_after: int | None = Field(None, ge=12)
+    stale_multiple: float = Field(10.0, gt=1)
+    """A feed is stale after this many of its usual gaps between events..."""
+    stale_min_silence_s: int = Field(900, ge=0)
+    """...and at least this long."""
+    webhook_urls: tuple[str, ...] = ()
+    """Receivers of Alertmanager-format webhook messages."""
+    alertmanager_urls: tuple[str, ...] = ()
+    """Alertmanagers to push to through their v2 API (e.g. http://127.0.0.1:9093)."""
+    webhook_attempts: int = Field(8, ge=1)
+    external_url: str = "http://127.0.0.1:8000"
+    """The API's public address, for links back from alerts."""
+    port: int = Field(6067, ge=0, le=65535)
+    """The alerter's /metrics and /healthz."""
+    host: str = "127.0.0.1"
+
+
 class RefdataSettings(_Section):
     dir: Path = Field(default_factory=default_refdata_dir)
 
@@ -127,6 +166,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    alerts: AlertSettings = AlertSettings()
     refdata: RefdataSettings = RefdataSettings()
     schemas_dir: Path = Field(default_factory=lambda: repo_root() / "schemas")
 

@@ -96,9 +96,14 @@ def topics(
 ) -> Topics:
     source = f"t-{uuid.uuid4().hex[:8]}.encounters"
     kafka = KafkaSettings(
-        bootstrap=broker, topic=source, dlq_topic=f"{source}.dlq", partitions=PARTITIONS
+        bootstrap=broker,
+        topic=source,
+        dlq_topic=f"{source}.dlq",
+        alerts_topic=f"{source}.alerts",
+        partitions=PARTITIONS,
     )
-    assert sorted(ensure_topics(kafka)) == sorted([kafka.topic, kafka.dlq_topic])
+    created = ensure_topics(kafka)
+    assert sorted(created) == sorted([kafka.topic, kafka.dlq_topic, kafka.alerts_topic])
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 20})
     written: dict[tuple[int, int], Letter] = {}
 

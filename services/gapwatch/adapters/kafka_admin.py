@@ -19,7 +19,7 @@ DLQ_RETENTION_MS = 30 * 24 * 3_600_000
 
 
 def ensure_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
-    """Create the input and DLQ topics if missing; return the names created."""
+    """Create the input, DLQ and alerts topics if missing; return the names created."""
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     wanted = [
         NewTopic(kafka.topic, kafka.partitions, kafka.replication_factor),
@@ -29,6 +29,8 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
             kafka.replication_factor,
             config={"retention.ms": str(DLQ_RETENTION_MS)},
         ),
+        # One partition: consumers see every alert's changes in the order decided.
+        NewTopic(kafka.alerts_topic, 1, kafka.replication_factor),
     ]
     created: list[str] = []
     futures = admin.create_topics(wanted, request_timeout=timeout_s)

@@ -8,6 +8,9 @@ Keys
                                     ICB "ENG" holds England's sums
   versions                          hash  ICB -> id of the last write to any of its
                                     buckets (readers cache window sums on it)
+  dayversions                       hash  "<ICB>:<day start ms>" -> id of the last write
+                                    to that day bucket (the alerter re-reads only
+                                    changed days)
   offsets                           hash  "<topic>:<partition>" -> next offset to read
   tally                             hash  "<topic>:<partition>:<consumed|counted|...>"
   fresh:event                       hash  provider -> latest occurred_at ms counted
@@ -82,6 +85,7 @@ for _, b in ipairs(p[2]) do
     redis.call('HINCRBY', key, fields[i], fields[i + 1])
   end
   redis.call('HSET', KEYS[6], b[4], p[4][4])
+  if b[5] ~= '' then redis.call('HSET', KEYS[7], b[5], p[4][4]) end
   redis.call('PEXPIREAT', key, b[2])
 end
 local meta = p[4]
@@ -180,6 +184,10 @@ class RedisStore:
         return f"{self._p}:versions"
 
     @property
+    def day_versions_key(self) -> str:
+        return f"{self._p}:dayversions"
+
+    @property
     def epoch_key(self) -> str:
         return f"{self._p}:epoch"
 
@@ -229,7 +237,10 @@ class RedisStore:
                 flat.append(name)
                 flat.append(delta)
             expire_at = start + GRANULARITY_MS[granularity] + retention_ms[granularity]
-            buckets.append([self.counts_key(granularity, start, icb), expire_at, flat, icb])
+            day_field = f"{icb}:{start}" if granularity == "d" else ""
+            buckets.append(
+                [self.counts_key(granularity, start, icb), expire_at, flat, icb, day_field]
+            )
         minute = bucket_start(now_ms, MINUTE_MS)
         fresh = [[provider, last, n] for provider, (last, n) in freshness.items()]
         meta = [now_ms, self._received_key(minute), minute + 2 * HOUR_MS, uuid.uuid4().hex, epoch]
@@ -248,6 +259,7 @@ class RedisStore:
             f"{self._p}:fresh:received",
             self.epoch_key,
             self.versions_key,
+            self.day_versions_key,
         ]
         try:
             result = await self._apply(keys=keys, args=[payload, *blobs])
@@ -364,6 +376,43 @@ class RedisStore:
             for name, value in fields.items():
                 total[name] = total.get(name, 0) + int(value)
         return total
+
+    async def day_versions(self) -> dict[tuple[str, int], str]:
+        """(ICB, day start ms) -> id of the last write to that day bucket."""
+        try:
+            found: Any = await self._r.hgetall(self.day_versions_key)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        out: dict[tuple[str, int], str] = {}
+        for field, value in found.items():
+            icb, _, start = str(field).rpartition(":")
+            out[(icb, int(start))] = str(value)
+        return out
+
+    async def forget_day_versions(self, keys: Sequence[tuple[str, int]]) -> None:
+        """Drop entries of day buckets that have expired (the hash never expires)."""
+        if not keys:
+            return
+        try:
+            await self._r.hdel(self.day_versions_key, *(f"{icb}:{day}" for icb, day in keys))
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+
+    async def read_day_fields(
+        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
+    ) -> list[list[int]]:
+        """For each (ICB, day start ms), the given fields of its day bucket (0 if absent),
+        in the order asked: one pipelined HMGET per bucket."""
+        if not buckets:
+            return []
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for icb, day in buckets:
+                    pipe.hmget(self.counts_key("d", day, icb), list(fields))
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        return [[int(v) if v is not None else 0 for v in row] for row in results]
 
     async def versions(self) -> dict[str, str]:
         """ICB -> id of the last write to any of its buckets (ICBs never written are

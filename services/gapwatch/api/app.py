@@ -11,13 +11,17 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gapwatch import __version__
+from gapwatch.adapters.alert_store import AlertStore
 from gapwatch.adapters.metrics import ApiMetrics
+from gapwatch.alerting.gap_book import GapBook
+from gapwatch.alerting.service import spc_options
 from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.api.deps import Context
 from gapwatch.api.fast_path import CachedAnswersFirst, unavailable_detail
-from gapwatch.api.routes import catalogue, freshness, health, indicators
+from gapwatch.api.routes import alerts as alert_routes
+from gapwatch.api.routes import catalogue, freshness, health, indicators, series
 from gapwatch.core.errors import TransientError
-from gapwatch.core.ports import CountReader
+from gapwatch.core.ports import CountReader, DayReader
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.settings import Settings
 
@@ -64,6 +68,8 @@ def create_app(
     clock_ms: Callable[[], int] | None = None,
     broker_check: Callable[[], bool] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    days: DayReader | None = None,
+    alerts: AlertStore | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +93,10 @@ def create_app(
         versions=Versions(store.versions, settings.api.versions_max_age_ms),
         sums=WindowSums(store, settings.api.cache_windows),
         responses=ResponseCache(),
+        gap_book=GapBook(ref, settings.api.reference_ethnic_group),
+        spc_options=spc_options(settings.alerts),
+        days=days,
+        alerts=alerts,
     )
     metrics = ApiMetrics.create()
     app.state.metrics = metrics
@@ -99,6 +109,6 @@ def create_app(
     async def unavailable(_: Request, exc: TransientError) -> JSONResponse:
         return JSONResponse(unavailable_detail(exc), status_code=503)
 
-    for module in (health, catalogue, indicators, freshness):
+    for module in (health, catalogue, indicators, series, freshness, alert_routes):
         app.include_router(module.router)
     return app

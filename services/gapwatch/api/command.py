@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from gapwatch.adapters.alert_store import AlertStore
     from gapwatch.adapters.kafka_admin import broker_answers
     from gapwatch.adapters.redis_store import RedisStore
     from gapwatch.adapters.refdata_files import load_reference_data
@@ -35,12 +36,21 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     gc.freeze()
     # Short: a request waiting on a hung Redis should fail fast with 503.
     store = RedisStore.from_url(settings.redis.url, settings.redis.namespace, timeout_s=2.0)
+    # Longer than the SSE stream's 1 s blocking read.
+    alert_store = AlertStore.from_url(settings.redis.url, settings.redis.namespace, timeout_s=5.0)
+
+    async def close() -> None:
+        await store.close()
+        await alert_store.close()
+
     app = create_app(
         settings,
         store,
         ref,
         broker_check=lambda: broker_answers(settings.kafka.bootstrap),
-        on_shutdown=store.close,
+        on_shutdown=close,
+        days=store,
+        alerts=alert_store,
     )
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port

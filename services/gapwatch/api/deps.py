@@ -8,9 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gapwatch.adapters.alert_store import AlertStore
+from gapwatch.alerting.gap_book import GapBook
 from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
-from gapwatch.core.ports import CountReader
+from gapwatch.core.ports import CountReader, DayReader
 from gapwatch.core.refdata import ReferenceData
+from gapwatch.core.spc import SpcOptions
 from gapwatch.settings import Settings
 
 __all__ = ["Context", "ContextDep"]
@@ -26,6 +29,12 @@ class Context:
     versions: Versions
     sums: WindowSums
     responses: ResponseCache
+    gap_book: GapBook
+    spc_options: SpcOptions
+    days: DayReader | None = None
+    """Day buckets for gap series (None: the series endpoint answers 503)."""
+    alerts: AlertStore | None = None
+    """Alert state and changes (None: the alert endpoints answer 503)."""
 
 
 async def _context(request: Request) -> Context:

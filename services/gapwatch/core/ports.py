@@ -11,7 +11,7 @@ from typing import Protocol
 
 from gapwatch.core.windows import Bucket
 
-__all__ = ["CountReader", "FreshnessRow"]
+__all__ = ["CountReader", "DayReader", "FreshnessRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +36,17 @@ class CountReader(Protocol):
     async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]: ...
 
     async def ping(self) -> bool: ...
+
+
+class DayReader(Protocol):
+    """Day buckets by write id, for the gap series (``alerting.gap_book``)."""
+
+    async def day_versions(self) -> dict[tuple[str, int], str]:
+        """(ICB, day start ms) -> id of the last write to that day bucket."""
+        ...
+
+    async def read_day_fields(
+        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
+    ) -> list[list[int]]:
+        """The given fields of each (ICB, day) bucket, 0 where absent."""
+        ...

@@ -1,0 +1,1 @@
+"""The alerter: SPC over every ICB's gap series, stale-feed watch, alert delivery."""

@@ -52,6 +52,14 @@ def real_refdata_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def real_ref(real_refdata_dir: Path) -> ReferenceData:
+    """The real reference data (England's LSOAs, ICBs, populations), loaded once."""
+    from gapwatch.adapters.refdata_files import load_reference_data
+
+    return load_reference_data(real_refdata_dir)
+
+
 def tiny_reference_data() -> ReferenceData:
     """Two ICBs, five LSOAs (one per quintile in QOP, one in QHL), one changed 2011 code,
     one postcode and two trusts. Populations are round numbers so rates are checkable."""

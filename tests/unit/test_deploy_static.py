@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 try:
@@ -62,6 +62,7 @@ COMMAND_MODULES = {
     "publish": "gapwatch.publisher.command",
     "refdata": "gapwatch.refdata.command",
     "spc": "gapwatch.spc_command",
+    "alerter": "gapwatch.alerting.command",
 }
 SERVER_ROLES = ("api", "ingest")
 HEALTH_PATHS = {"/healthz", "/readyz"}
@@ -411,7 +412,12 @@ def test_container_environment_parses_and_lands_in_settings(
         got: Any = settings
         for part in paths[name]:
             got = getattr(got, part)
-        expected = TypeAdapter(field_annotation(paths[name])).validate_strings(value)
+        adapter = TypeAdapter(field_annotation(paths[name]))
+        try:
+            expected = adapter.validate_strings(value)
+        except ValidationError:
+            # Lists and tuples come as JSON, as pydantic-settings reads them.
+            expected = adapter.validate_json(value)
         assert got == expected, f"{name}={value!r} did not land: settings has {got!r}"
 
 

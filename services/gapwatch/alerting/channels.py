@@ -4,23 +4,28 @@ is its own process, reading what the workers wrote)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
 from confluent_kafka import KafkaError, Producer
+from prometheus_client import CollectorRegistry
 
+from gapwatch.adapters.alertmanager import AlertmanagerNotifier
+from gapwatch.adapters.delivery import RetryPolicy
+from gapwatch.adapters.delivery_metrics import DeliveryMetrics
+from gapwatch.adapters.webhooks import WebhookNotifier
 from gapwatch.core.alert_events import AlertEvent
+from gapwatch.settings import Settings
 
-__all__ = ["AlertChannel", "KafkaAlerts"]
+__all__ = ["AlertChannel", "KafkaAlerts", "build_channels"]
 
 logger = logging.getLogger(__name__)
 
 
 class AlertChannel(Protocol):
-    name: str
-
     async def notify(self, event: AlertEvent) -> None:
         """Queue one change for delivery; returns at once."""
         ...
@@ -29,7 +34,37 @@ class AlertChannel(Protocol):
         """The alerts firing now (channels that re-send, like Alertmanager's, use it)."""
         ...
 
+    async def run(self) -> None:
+        """Send what is queued until closed (started as a task beside the loop)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def build_channels(settings: Settings, registry: CollectorRegistry) -> list[AlertChannel]:
+    """The channels the settings ask for: always the Kafka topic; Alertmanager and
+    webhooks when URLs are configured."""
+    a = settings.alerts
+    link = a.external_url.rstrip("/") + "/v1/alerts?id={id}"
+    channels: list[AlertChannel] = [
+        KafkaAlerts(settings.kafka.bootstrap, settings.kafka.alerts_topic)
+    ]
+    metrics = DeliveryMetrics.create(registry)
+    if a.alertmanager_urls:
+        channels.append(
+            AlertmanagerNotifier(a.alertmanager_urls, metrics=metrics, generator_url=link)
+        )
+    if a.webhook_urls:
+        channels.append(
+            WebhookNotifier(
+                a.webhook_urls,
+                metrics=metrics,
+                external_url=a.external_url,
+                generator_url=link,
+                policy=RetryPolicy(max_attempts=a.webhook_attempts),
+            )
+        )
+    return channels
 
 
 class KafkaAlerts:
@@ -71,6 +106,12 @@ class KafkaAlerts:
 
     async def sync(self, firing: Sequence[AlertEvent], now_ms: int) -> None:
         self._producer.poll(0)
+
+    async def run(self) -> None:
+        # Delivery reports arrive through poll(); serve them while idle too.
+        while True:
+            self._producer.poll(0)
+            await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         self._producer.flush(10)

@@ -42,7 +42,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     from gapwatch.adapters.alert_store import AlertStore
     from gapwatch.adapters.redis_store import RedisStore
     from gapwatch.adapters.refdata_files import load_reference_data
-    from gapwatch.alerting.delivery import build_channels
+    from gapwatch.alerting.channels import build_channels
     from gapwatch.alerting.metrics import AlerterMetrics
     from gapwatch.alerting.service import Alerter
 
@@ -53,10 +53,13 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     channels = build_channels(settings, metrics.registry)
     alerter = Alerter(settings, ref, counts, store, channels, metrics)
     a = settings.alerts
+    senders = [asyncio.create_task(channel.run()) for channel in channels]
     if args.once:
         cycle = await alerter.run_once()
         for channel in channels:
             await channel.close()
+        for task in senders:
+            task.cancel()
         logger.info(
             "one cycle icbs=%d series=%d changes=%d",
             cycle.icbs_evaluated,
@@ -73,6 +76,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await alerter.run(stop)
     finally:
+        for task in senders:
+            task.cancel()
         server.shutdown()
         await counts.close()
         await store.close()

@@ -166,6 +166,7 @@ def isolated_env(
         "GAPWATCH_KAFKA_BOOTSTRAP": bootstrap,
         "GAPWATCH_KAFKA_TOPIC": topic,
         "GAPWATCH_KAFKA_DLQ_TOPIC": f"{topic}.dlq",
+        "GAPWATCH_KAFKA_ALERTS_TOPIC": f"{topic}.alerts",
         "GAPWATCH_KAFKA_GROUP_ID": f"g-{topic}",
         "GAPWATCH_KAFKA_PARTITIONS": str(partitions),
         "GAPWATCH_KAFKA_SESSION_TIMEOUT_S": "6",
@@ -175,5 +176,6 @@ def isolated_env(
         "GAPWATCH_INGEST_WEB_PORT": str(free_port()),
         "GAPWATCH_INGEST_DATA_DIR": str(run_dir / "faust"),
         "GAPWATCH_API_PORT": str(free_port()),
+        "GAPWATCH_ALERTS_PORT": str(free_port()),
         "GAPWATCH_RUN_DIR": str(run_dir),
     }

@@ -1,7 +1,7 @@
 """``scripts/stack up|down|status``: the local stack in the background, idempotently.
 
 Parts: Tansu broker (memory storage), Redis (only if none answers on the configured URL),
-topics, one ingest worker, the API. Logs and pid files live in the run directory
+topics, one ingest worker, the API, the alerter. Logs and pid files live in the run directory
 (``GAPWATCH_RUN_DIR``, default ``<repo>/run``). Ports come from ``GAPWATCH_KAFKA_BOOTSTRAP``,
 ``GAPWATCH_REDIS_URL`` and ``GAPWATCH_API_PORT``.
 """
@@ -31,7 +31,7 @@ from gapwatch.settings import Settings, repo_root
 
 __all__ = ["main"]
 
-PARTS = ("tansu", "redis", "ingest", "api")
+PARTS = ("tansu", "redis", "ingest", "api", "alerter")
 
 
 def run_dir() -> Path:
@@ -119,12 +119,16 @@ def up(settings: Settings) -> int:
         _spawn("ingest", [*_gapwatch(), "ingest"])
     if _running("api") is None:
         _spawn("api", [*_gapwatch(), "api"])
+    if _running("alerter") is None:
+        _spawn("alerter", [*_gapwatch(), "alerter"])
     ingest_url = f"http://127.0.0.1:{settings.ingest.web_port}/readyz"
     api_url = f"http://127.0.0.1:{settings.api.port}"
     wait_for_port("127.0.0.1", settings.api.port, timeout_s=60)
     _wait_http(f"{api_url}/readyz", 60, "api")
     _wait_http(ingest_url, 90, "ingest")
     print(f"ingest   ready (health and metrics on http://127.0.0.1:{settings.ingest.web_port})")
+    _wait_http(f"http://127.0.0.1:{settings.alerts.port}/metrics", 60, "alerter")
+    print(f"alerter  metrics on http://127.0.0.1:{settings.alerts.port}/metrics")
     print(f"api      {api_url}/docs")
     print(f"logs     {run_dir() / 'logs'}")
     return 0

@@ -228,6 +228,7 @@ def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
     alerter, _, _ = _alerter(settings, tiny_ref, counts, store)
     api_counts = RedisStore.from_url(redis_url, namespace)
     api_alerts = AlertStore.from_url(redis_url, namespace)
+
     async def close_api_clients() -> None:  # on the server's own loop
         await api_counts.close()
         await api_alerts.close()

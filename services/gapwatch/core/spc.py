@@ -11,6 +11,7 @@ limit; "beyond": MDC since late 2023 counts every point beyond 2 sigma).
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -106,7 +107,7 @@ def xmr_limits(values: Sequence[float], options: SpcOptions = SpcOptions()) -> L
     """One period's limits: mean of the baseline, mean moving range (screened once when
     ``screen_outliers``: ranges >= 3.267 x the mean are dropped; the centre is kept)."""
     baseline = list(values[: options.fix_after] if options.fix_after else values)
-    mean = math.fsum(baseline) / len(baseline) if baseline else math.nan
+    mean = _mean(baseline)
     ranges = [abs(b - a) for a, b in zip(baseline, baseline[1:], strict=False)]
     amr = _mean(ranges)
     if options.screen_outliers and ranges:
@@ -123,7 +124,12 @@ def xmr_limits(values: Sequence[float], options: SpcOptions = SpcOptions()) -> L
 
 
 def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs) if xs else math.nan
+    """The mean rounded once, exactly, as R's ``mean()`` gives it (a long-double sum
+    with a residual correction): ``fsum / n`` rounds twice, so twelve 0.1s would average
+    0.10000000000000002 and sit "below" their own centre line, a false 7-point run."""
+    if not xs:
+        return math.nan
+    return float(sum(map(Fraction, xs), Fraction(0)) / len(xs))
 
 
 def _sign(x: float) -> int:

@@ -11,9 +11,9 @@ limit; "beyond": MDC since late 2023 counts every point beyond 2 sigma).
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 __all__ = [

@@ -307,3 +307,48 @@ def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
     for closer in (counts.close(), store.close()):
         loop.run_until_complete(closer)
     loop.close()
+
+
+def test_a_trust_gone_quiet_raises_a_stale_feed_alert_and_clears_it(
+    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+) -> None:
+    settings = _settings(redis_url, namespace)
+    # Freshness keys expire on the wall clock, so this test lives in the present.
+    start = time.time_ns() // 1_000_000
+    clock = [start]
+
+    async def scenario() -> None:
+        counts = RedisStore.from_url(redis_url, namespace)
+        store = AlertStore.from_url(redis_url, namespace)
+        epoch, _ = await counts.adopt_epoch()
+        recorder, metrics = Recorder(), AlerterMetrics.create()
+        alerter = Alerter(settings, tiny_ref, counts, store, [recorder], metrics, lambda: clock[0])
+
+        async def receive(at: int, events: int) -> None:
+            # A chunk from trust R0A written at `at` (freshness is on the wall clock).
+            await counts.apply("t", [], {}, {"R0A": (at, events)}, at, RETENTION, epoch=epoch)
+
+        await receive(start, 600)  # 600 events in this minute: usual gap 6 s
+        assert (await alerter.run_once()).events == ()
+        clock[0] = start + 14 * 60_000  # quiet, but under the 15-minute floor
+        assert (await alerter.run_once()).events == ()
+        clock[0] = start + 16 * 60_000
+        (stale,) = (await alerter.run_once()).events
+        assert (stale.id, stale.change, stale.state) == ("feed:R0A", "new", "firing")
+        assert stale.labels == {
+            "alertname": "FeedStale",
+            "severity": "warning",
+            "trust": "R0A",
+            "icb": "QOP",
+        }
+        assert (
+            metrics.registry.get_sample_value("gapwatch_feed_stale", {"trust": "R0A", "icb": "QOP"})
+            == 1.0
+        )
+        await receive(clock[0], 5)
+        (back,) = (await alerter.run_once()).events
+        assert (back.id, back.change) == ("feed:R0A", "resolved")
+        await counts.close()
+        await store.close()
+
+    asyncio.run(scenario())

@@ -45,7 +45,7 @@ down: ## stop the local stack
 status: ## show the local stack
 	scripts/stack status
 
-demo: install ## live stack + 7 days of history + live events for every ICB; Ctrl-C stops it all
+demo: install ## live stack + 67 days of history (QOP gap widening) + live events for every ICB + alerter; Ctrl-C stops it all
 	scripts/demo
 
 bench: install ## bench-v1 ingest benchmark, then bench-api (prints two JSON documents)

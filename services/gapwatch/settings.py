@@ -127,6 +127,9 @@ class AlertSettings(_Section):
     """A period is charted once it has ended and this long has passed (late events)."""
     history_periods: int = Field(90, ge=13, le=400)
     """Points per chart: limits need 13 (Making Data Count); 90 days by default."""
+    min_events: int = Field(5, ge=0)
+    """A period is charted only when each compared group has this many events (fewer is
+    mostly skewed Poisson noise, which the XmR rules over-signal)."""
     interval_s: float = Field(5.0, gt=0)
     """How often changed series are re-evaluated and firing alerts re-sent."""
     screen_outliers: bool = True

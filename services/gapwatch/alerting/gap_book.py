@@ -44,9 +44,10 @@ class _CachedGaps:
 
 
 class GapBook:
-    def __init__(self, ref: ReferenceData, reference_group: str) -> None:
+    def __init__(self, ref: ReferenceData, reference_group: str, min_events: int = 0) -> None:
         self._ref = ref
         self._reference = reference_group
+        self._min_events = min_events
         self._days: dict[DayKey, tuple[str, _Vector]] = {}
         self._gaps: dict[tuple[str, Period, int], _CachedGaps] = {}
         self.days_read = 0
@@ -143,7 +144,14 @@ class GapBook:
         counts = dict(zip(GAP_FIELDS, total.tolist(), strict=True))
         years = (elapsed_ms or PERIOD_MS[period]) / DAY_MS / DAYS_PER_YEAR
         return period_gaps(
-            CATALOGUE[indicator], by, counts, self._ref.population, (icb,), years, self._reference
+            CATALOGUE[indicator],
+            by,
+            counts,
+            self._ref.population,
+            (icb,),
+            years,
+            self._reference,
+            self._min_events,
         )
 
 

@@ -74,7 +74,7 @@ class Alerter:
         self._channels = list(channels)
         self._metrics = metrics
         self._clock = clock_ms
-        self._book = GapBook(ref, settings.api.reference_ethnic_group)
+        self._book = GapBook(ref, settings.api.reference_ethnic_group, settings.alerts.min_events)
         indicators = self._alerts.indicators or tuple(CATALOGUE)
         unknown = [i for i in indicators if i not in CATALOGUE]
         if unknown:

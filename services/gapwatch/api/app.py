@@ -93,7 +93,7 @@ def create_app(
         versions=Versions(store.versions, settings.api.versions_max_age_ms),
         sums=WindowSums(store, settings.api.cache_windows),
         responses=ResponseCache(),
-        gap_book=GapBook(ref, settings.api.reference_ethnic_group),
+        gap_book=GapBook(ref, settings.api.reference_ethnic_group, settings.alerts.min_events),
         spc_options=spc_options(settings.alerts),
         days=days,
         alerts=alerts,

@@ -105,29 +105,40 @@ def period_gaps(
     icbs: Sequence[str],
     years: float,
     reference_group: str,
+    min_events: int = 0,
 ) -> dict[str, float | None]:
     """Measure id (as in ``SeriesId.measure``) -> this period's gap, None where the
-    report would have none. ``years`` is the period's length in years."""
+    report would have none. ``years`` is the period's length in years.
+
+    ``min_events``: a gap whose compared groups (both ends; every quantile for the SII;
+    the group and the reference) have fewer numerator events than this is None too. A
+    day of 2 or 3 events is mostly Poisson noise and skewed: charted, it fires "Above
+    UCL" far more often than the rules' false-alarm rate (docs/alerts.md)."""
     stat = GroupStats(indicator, counts, population, icbs, years, _OPTIONS)
     if by in IMD_ENDS:
         most, least = IMD_ENDS[by]
         groups = [stat(by, g) for g in BREAKDOWNS[by] if g != UNKNOWN]
-        named = {g.group: g.estimate.value for g in groups}
+        named = {g.group: g for g in groups}
         a, b = named[most], named[least]
+        if min(a.numerator, b.numerator) < min_events:
+            return {"difference": None, "ratio": None, "sii": None}
+        sparse = min(g.numerator for g in groups) < min_events
         return {
-            "difference": _difference(a, b),
-            "ratio": _ratio(a, b),
-            "sii": _sii(indicator, groups, years),
+            "difference": _difference(a.estimate.value, b.estimate.value),
+            "ratio": _ratio(a.estimate.value, b.estimate.value),
+            "sii": None if sparse else _sii(indicator, groups, years),
         }
     if by == "ethnic_group":
-        reference = stat(by, reference_group).estimate.value
+        ref = stat(by, reference_group)
         out: dict[str, float | None] = {}
         for g in ETHNIC_GROUPS:
             if g in (reference_group, UNKNOWN):
                 continue
-            value = stat(by, g).estimate.value
-            out[f"difference:{g}"] = _difference(value, reference)
-            out[f"ratio:{g}"] = _ratio(value, reference)
+            group = stat(by, g)
+            enough = min(group.numerator, ref.numerator) >= min_events
+            value, reference = group.estimate.value, ref.estimate.value
+            out[f"difference:{g}"] = _difference(value, reference) if enough else None
+            out[f"ratio:{g}"] = _ratio(value, reference) if enough else None
         return out
     return {}
 

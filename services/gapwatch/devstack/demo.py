@@ -1,8 +1,15 @@
 """``make demo``: a live local stack with a demo scenario.
 
-Brings the stack up, backfills seven days of seeded synthetic history for every ICB,
-starts a live publisher, then prints a table of live numbers from the API every few
-seconds until Ctrl-C, when everything it started is stopped again.
+Brings the stack up; backfills 67 days of seeded synthetic history for every ICB in the
+background, 60 stable and then 7 in which Greater Manchester's (QOP) most deprived
+quintile has ED attendances and emergency admissions climbing 15% of their stable rate
+a day (the ``widening_gap`` scenario); starts a live publisher that continues the climb;
+then prints a table of live numbers from the API, and the alerts the alerter is firing,
+every few seconds until Ctrl-C, when everything it started is stopped again.
+
+The backfill goes newest first so the table has today's numbers within seconds while
+older days are still arriving; the alerter's SPC charts settle once it finishes (about
+a minute on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gapwatch.devstack import stack
@@ -22,8 +30,17 @@ from gapwatch.settings import Settings
 
 __all__ = ["main"]
 
-BACKFILL_EVENTS = 300_000
+BACKFILL_DAYS = 67
+BACKFILL_EVENTS = 2_000_000
+"""~30,000 events a day: enough that QOP's daily quintile 1 - 5 gap in ED attendance
+rate has a day-to-day sd of ~6% of Q1's rate, so the widening clears the SPC limits
+(numbers in ``gapwatch.publisher.widening``); ~20 s to generate."""
+WIDEN_ICB = "QOP"
+WIDEN_DAYS = 7
+"""The last 7 closed days widen: a 7-point climb, the last several beyond the limits."""
 LIVE_RATE = 200
+ALERT_LINES = 8
+"""Firing alerts printed under the table; the rest are counted (all at the endpoint)."""
 
 
 def _get(url: str) -> Any:
@@ -59,36 +76,103 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
 
 
+def _alerts(api: str) -> str | None:
+    """The firing alerts, the widened ICB's and IMD ones first, at most ``ALERT_LINES``;
+    None when the alerter's endpoint does not answer (not deployed, or not ready yet)."""
+    try:
+        alerts = _get(f"{api}/v1/alerts?state=firing")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if not isinstance(alerts, list):
+        return None
+    rows = []
+    for alert in alerts:
+        if not isinstance(alert, dict):
+            continue
+        labels, notes = alert.get("labels") or {}, alert.get("annotations") or {}
+        keys = [str(labels.get(k, "?")) for k in ("icb", "indicator", "breakdown", "measure")]
+        summary = notes.get("summary") or alert.get("rule", "")
+        rank = (keys[0] != WIDEN_ICB, keys[2] != "imd_quintile", keys)
+        rows.append((rank, f"  ! {' '.join(keys)}: {summary}"))
+    rows.sort()
+    ours = sum(1 for (not_ours, *_), _ in rows if not not_ours)
+    head = f"alerts firing (from the alerter): {len(rows) or 'none yet'}"
+    if rows:
+        head += f", {ours} in {WIDEN_ICB}"
+    lines = [head, *(line for _, line in rows[:ALERT_LINES])]
+    if len(rows) > ALERT_LINES:
+        lines.append(f"  ... and {len(rows) - ALERT_LINES} more: {api}/v1/alerts?state=firing")
+    return "\n".join(lines)
+
+
+def _publish_args(widen_from: str) -> list[str]:
+    return ["--scenario", "widening_gap", "--widen-icb", WIDEN_ICB, "--widen-from", widen_from]
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def main() -> int:
     settings = Settings()
     api = f"http://127.0.0.1:{settings.api.port}"
     gapwatch = [sys.executable, "-m", "gapwatch"]
     stack.up(settings)
+    backfill: subprocess.Popen[bytes] | None = None
     live: subprocess.Popen[bytes] | None = None
+    # One date for both publishers, so a run that crosses midnight UTC widens one climb.
+    widen_from = (datetime.now(UTC).date() - timedelta(days=WIDEN_DAYS)).isoformat()
     try:
-        print(f"backfilling {BACKFILL_EVENTS:,} events over 7 days (seed 42) ...", flush=True)
-        subprocess.run(
+        logs = stack.run_dir() / "logs"
+        backfill_log = (logs / "publisher-backfill.log").open("ab")
+        print(
+            f"backfilling {BACKFILL_EVENTS:,} events over {BACKFILL_DAYS} days (seed 42), "
+            f"newest first, in the background: stable, then from {widen_from} the "
+            f"{WIDEN_ICB} IMD quintile 1 rates of ED attendance and emergency admission "
+            f"climb (--scenario widening_gap; log {backfill_log.name})",
+            flush=True,
+        )
+        backfill = subprocess.Popen(
             [
                 *gapwatch,
                 "publish",
                 "--backfill-days",
-                "7",
+                str(BACKFILL_DAYS),
                 "--count",
                 str(BACKFILL_EVENTS),
                 "--seed",
                 "42",
+                "--newest-first",
+                *_publish_args(widen_from),
             ],
-            check=True,
+            stdout=backfill_log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
         )
-        log = (stack.run_dir() / "logs" / "publisher.log").open("ab")
+        log = (logs / "publisher.log").open("ab")
         live = subprocess.Popen(
-            [*gapwatch, "publish", "--rate", str(LIVE_RATE), "--seed", "43"],
+            [
+                *gapwatch,
+                *("publish", "--rate", str(LIVE_RATE), "--seed", "43"),
+                *_publish_args(widen_from),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
         )
         print(f"live publisher: {LIVE_RATE} events/s (log {log.name})")
-        print(f"API docs: {api}/docs   metrics: {api}/metrics   Ctrl-C stops everything\n")
+        print(f"API docs: {api}/docs   metrics: {api}/metrics   Ctrl-C stops everything")
+        print(
+            "alerts come from the alerter (SPC on each closed UTC day's gap): "
+            f"{api}/v1/alerts?state=firing\n",
+            flush=True,
+        )
+        backfill_reported = False
         while True:
             complete = False
             try:
@@ -101,17 +185,19 @@ def main() -> int:
                 print(table, flush=True)
             except (urllib.error.URLError, OSError, KeyError) as exc:
                 print(f"API not answering yet: {exc}", flush=True)
-            # Refresh quickly while the backfill is still being counted.
-            time.sleep(15 if complete else 3)
+            alerts = _alerts(api)
+            if alerts is not None:
+                print(alerts, flush=True)
+            if not backfill_reported and backfill.poll() is not None:
+                backfill_reported = True
+                print(f"backfill published (exit code {backfill.returncode})", flush=True)
+            # Refresh quickly while the backfill is still being published and counted.
+            time.sleep(15 if complete and backfill_reported else 3)
     except KeyboardInterrupt:
         print("\nstopping ...")
     finally:
-        if live is not None and live.poll() is None:
-            live.send_signal(signal.SIGINT)
-            try:
-                live.wait(20)
-            except subprocess.TimeoutExpired:
-                live.kill()
+        _stop(backfill)
+        _stop(live)
         stack.down(settings)
     return 0
 

@@ -10,6 +10,15 @@ Modes (exactly one):
   their feeds. Every line is checked against the Avro schema and the ingest contract
   (``core.validation``); bad lines are reported with line number and reason and not sent.
 
+Synthetic scenarios (``--scenario``): ``stable`` (default) keeps every rate steady;
+``widening_gap`` makes the ED attendance and emergency admission rates of one ICB's most
+deprived quintile climb day by day, e.g. ``--scenario widening_gap --icb QOP`` (QOP's
+residents only) or ``--scenario widening_gap --widen-icb QOP`` (all England, QOP widens).
+The climb starts at 00:00 UTC of ``--widen-from`` (``-7d``: 7 days before the end of the
+backfill, or before now when live) and adds ``--widen-per-day`` x the stable rate per day
+(the k-th day is 1 + k x F times stable, at most 3x). The extra patients come on top of
+``--count`` / ``--rate``; everybody else's events are drawn exactly as when stable.
+
 Broker and topic come from settings (GAPWATCH_KAFKA_BOOTSTRAP, GAPWATCH_KAFKA_TOPIC).
 A JSON summary is written to stdout at the end. Exit codes: 0 all delivered, 1 some file
 lines rejected, 3 some events not delivered (2 is a configuration error, from the CLI).
@@ -35,10 +44,18 @@ from gapwatch.core.errors import ConfigError
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
 from gapwatch.publisher.feedfile import EventLineParser, read_event_lines
+from gapwatch.publisher.widening import (
+    DEFAULT_ACTIVITIES,
+    DEFAULT_PER_DAY,
+    DEFAULT_WIDEN_FROM,
+    Widening,
+    parse_widen_from,
+)
 from gapwatch.settings import Settings
 
 if TYPE_CHECKING:
     from gapwatch.publisher.producer import EncounterProducer
+    from gapwatch.publisher.world import ScenarioData
 
 __all__ = ["register"]
 
@@ -74,7 +91,41 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="ODS",
-        help="only patients resident in this ICB, e.g. QOP (repeatable; default all England)",
+        help="only patients resident in this ICB, e.g. QOP (repeatable; default all England); "
+        "with --scenario widening_gap and no --widen-icb, a single --icb is also the one widened",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("stable", "widening_gap"),
+        default="stable",
+        help="stable rates (default), or one ICB's IMD quintile 1 getting worse day by day",
+    )
+    parser.add_argument(
+        "--widen-icb", metavar="ODS", help="widening_gap: the ICB whose quintile 1 widens, e.g. QOP"
+    )
+    parser.add_argument(
+        "--widen-from",
+        metavar="DATE|-Nd",
+        help=f"widening_gap: first widened UTC day, YYYY-MM-DD or -Nd before the end "
+        f"(default {DEFAULT_WIDEN_FROM})",
+    )
+    parser.add_argument(
+        "--widen-per-day",
+        type=float,
+        metavar="F",
+        help=f"widening_gap: quintile 1's rate grows by F x its stable rate a day "
+        f"(default {DEFAULT_PER_DAY})",
+    )
+    parser.add_argument(
+        "--widen-activity",
+        metavar="CLASS[,CLASS]",
+        help="widening_gap: activity classes that widen, of ed, emergency, elective, "
+        "outpatient, waiting (default ed,emergency: ED attendances, emergency admissions)",
+    )
+    parser.add_argument(
+        "--newest-first",
+        action="store_true",
+        help="backfill: send the latest hours first (a long backfill shows today at once)",
     )
     parser.add_argument("--mix", help="e.g. ed_arrival=0.5,admission=0.5 (others 0)")
     parser.add_argument(
@@ -101,56 +152,124 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--duration only applies to --rate")
     if args.check_only and args.from_file is None:
         raise ConfigError("--check-only only applies to --from-file")
-    codec = AvroCodec(settings.schemas_dir)
+    if args.newest_first and args.backfill_days is None:
+        raise ConfigError("--newest-first only applies to --backfill-days")
+    widen_flags = (args.widen_icb, args.widen_from, args.widen_per_day, args.widen_activity)
+    if args.scenario != "widening_gap" and any(f is not None for f in widen_flags):
+        raise ConfigError("--widen-* flags only apply to --scenario widening_gap")
     if args.from_file is not None:
-        return _run_file(args, settings, codec)
+        if args.scenario != "stable":
+            raise ConfigError("--scenario only applies to synthetic events, not --from-file")
+        return _run_file(args, settings, AvroCodec(settings.schemas_dir))
+    end_ms = time.time_ns() // 1_000_000
+    widen_from_ms = parse_widen_from(args.widen_from or DEFAULT_WIDEN_FROM, end_ms)
+    codec = AvroCodec(settings.schemas_dir)
     from gapwatch.publisher.mix import DEFAULT_MIX, parse_mix
     from gapwatch.publisher.scenario import Scenario, ScenarioConfig
     from gapwatch.publisher.world import load_scenario_data
 
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    data = load_scenario_data(settings.require_refdata())
+    icbs = frozenset(code.upper() for code in args.icb)
+    widening = _widening(args, data, icbs, widen_from_ms) if args.scenario != "stable" else None
     config = ScenarioConfig(
         seed=seed,
         mix=parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX),
-        icbs=frozenset(code.upper() for code in args.icb),
+        icbs=icbs,
         inequality=args.inequality,
+        widening=widening,
     )
-    scenario = Scenario(load_scenario_data(settings.require_refdata()), config)
+    scenario = Scenario(data, config)
     live = args.rate is not None
     producer = _producer(args, settings, codec, default_batch=50 if live else 500)
     logger.info(
-        "publishing mode=%s seed=%d topic=%s",
+        "publishing mode=%s seed=%d topic=%s scenario=%s",
         "live" if live else "backfill",
         seed,
         settings.kafka.topic,
+        args.scenario,
     )
     started = time.monotonic()
     with _StopOnSignal() as stop:
         if live:
-            events: Iterator[dict[str, Any]] = _paced(scenario.event, args, stop, producer)
+            events: Iterator[dict[str, Any]] = _paced(scenario.draw, args, stop, producer)
         else:
             count = args.count
             if count is None:
                 count = round(args.backfill_days * BACKFILL_EVENTS_PER_DAY)
-            end_ms = time.time_ns() // 1_000_000
-            events = scenario.backfill(count, args.backfill_days, end_ms)
+            events = scenario.backfill(
+                count, args.backfill_days, end_ms, newest_first=args.newest_first
+            )
         for n, event in enumerate(events, start=1):
             producer.send(event)
             if n % 10_000 == 0 and stop.requested:
                 break
-    summary = {"mode": "live" if live else "backfill", "seed": seed, "topic": settings.kafka.topic}
+    summary: dict[str, Any] = {
+        "mode": "live" if live else "backfill",
+        "seed": seed,
+        "topic": settings.kafka.topic,
+        "scenario": args.scenario,
+    }
+    if widening is not None:
+        summary["widening"] = {
+            "icb": widening.icb,
+            "from": time.strftime("%Y-%m-%d", time.gmtime(widening.start_ms / 1000)),
+            "per_day": widening.per_day,
+            "activities": sorted(widening.activities),
+        }
     return _finish(producer, args, started, summary)
 
 
+def _widening(
+    args: argparse.Namespace, data: ScenarioData, icbs: frozenset[str], start_ms: int
+) -> Widening:
+    """The ``widening_gap`` scenario from the flags, checked against the reference data."""
+    if args.widen_icb is not None:
+        icb, flag = args.widen_icb.strip().upper(), "--widen-icb"
+    elif len(icbs) == 1:
+        (icb,), flag = icbs, "--icb"
+    else:
+        raise ConfigError(
+            "--scenario widening_gap needs the ICB to widen: --widen-icb ODS (all England "
+            "published, that ICB widens) or a single --icb ODS (only its residents), e.g. QOP"
+        )
+    if icb not in data.lsoas_of_icb:
+        known = sorted(data.lsoas_of_icb)
+        raise ConfigError(
+            f"{flag} {icb!r} is not an ICB ODS code in the reference data: use e.g. QOP "
+            f"(NHS Greater Manchester); the {len(known)} known: {', '.join(known)}"
+        )
+    if icbs and icb not in icbs:
+        raise ConfigError(f"{flag} {icb} is not among the --icb ICBs ({', '.join(sorted(icbs))})")
+    from gapwatch.publisher.scenario import ACTIVITY_CLASSES
+
+    activities = DEFAULT_ACTIVITIES
+    if args.widen_activity is not None:
+        activities = frozenset(a.strip() for a in args.widen_activity.split(",") if a.strip())
+        unknown = sorted(activities - set(ACTIVITY_CLASSES))
+        if unknown or not activities:
+            raise ConfigError(
+                f"--widen-activity {args.widen_activity!r}: expected a comma-separated list "
+                f"of {', '.join(ACTIVITY_CLASSES)}, e.g. ed,emergency"
+            )
+    per_day = DEFAULT_PER_DAY if args.widen_per_day is None else args.widen_per_day
+    if not math.isfinite(per_day):
+        raise ConfigError("--widen-per-day must be a finite number")
+    try:
+        return Widening(icb, start_ms, per_day, activities)
+    except ConfigError as exc:
+        raise ConfigError(f"--scenario widening_gap: {exc}") from exc
+
+
 def _paced(
-    make: Callable[[int], dict[str, Any]],
+    make: Callable[[int], list[dict[str, Any]]],
     args: argparse.Namespace,
     stop: _StopOnSignal,
     producer: EncounterProducer,
 ) -> Iterator[dict[str, Any]]:
-    """Events at ``args.rate`` per second against the monotonic clock, stamped with the
+    """Draws at ``args.rate`` per second against the monotonic clock, stamped with the
     wall clock; sleeps at most 0.1 s at a time so signals and part-filled batches are
-    served promptly."""
+    served promptly. A draw is one event, plus a widening's extra patients."""
     rate: float = args.rate
     limit = args.count if args.count is not None else math.inf
     start = time.monotonic()
@@ -168,7 +287,7 @@ def _paced(
             due = sent + _MAX_BURST
         now_ms = time.time_ns() // 1_000_000
         while sent < due:
-            yield make(now_ms)
+            yield from make(now_ms)
             sent += 1
         producer.flush_due()
         time.sleep(max(0.0, min(0.1, start + sent / rate - time.monotonic())))

@@ -15,7 +15,8 @@ Speed matters (bench runs want >= 100k events/s), so every choice is one ``rando
 and one ``bisect`` over cumulative weights computed once.
 
 The reference data the draws come from is built in ``world``; the event types and mix
-in ``mix``; when backfilled events happen in ``timeline``.
+in ``mix``; when backfilled events happen in ``timeline``; the ``widening_gap`` scenario
+(one ICB's most deprived quintile getting worse day by day) in ``widening``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from typing import Any, Final
 from gapwatch.core.errors import ConfigError
 from gapwatch.publisher.mix import DATASET_OF, DEFAULT_MIX, EVENT_TYPES, normalise_mix
 from gapwatch.publisher.timeline import backfill_slots
+from gapwatch.publisher.widening import Widening
 from gapwatch.publisher.world import ScenarioData
 
-__all__ = ["Scenario", "ScenarioConfig"]
+__all__ = ["ACTIVITY_CLASSES", "Scenario", "ScenarioConfig"]
 
 Event = dict[str, Any]
 """One EncounterEvent as the Avro codec takes it (schemas/gapwatch.events.EncounterEvent)."""
@@ -46,7 +48,8 @@ _CLASS_OF_TYPE: Final = {
     "outpatient_appointment": "outpatient",
     "waiting_list_snapshot": "waiting",
 }  # admission is "emergency" or "elective", decided per event.
-_CLASSES: Final = ("ed", "emergency", "elective", "outpatient", "waiting")
+ACTIVITY_CLASSES: Final = ("ed", "emergency", "elective", "outpatient", "waiting")
+_CLASSES: Final = ACTIVITY_CLASSES
 
 # Residents x this multiplier (national IMD quintile 1 = most deprived .. 5) weight the
 # LSOA choice. Q1/Q5 = 2 for ED and emergency admissions is the order of the gap NHS
@@ -125,6 +128,9 @@ class ScenarioConfig:
     residence_missing_share: float = 0.015
     inequality: float = 1.0
     """Scales every built-in gap: 0 = none, 1 = the tables above, 2 = twice as steep."""
+    widening: Widening | None = None
+    """The ``widening_gap`` scenario: extra quintile 1 patients in one ICB from a day on;
+    None = the stable scenario."""
 
 
 def _cum(weights: list[float] | tuple[float, ...]) -> list[float]:
@@ -196,12 +202,44 @@ class Scenario:
         self._cancelled = _pick(_CANCELLED)
         self._attended = _pick(_ATTENDED)
         self._p_cancelled = sum(w for _, w in _CANCELLED)
+        self._widening = config.widening
+        self._widened = bytearray(len(data.codes))
+        """1 at the LSOA indices whose residents the widening affects."""
+        self._q1_lsoas: dict[str, tuple[list[int], list[float]]] = {}
+        if config.widening is not None:
+            self._set_up_widening(config.widening)
+
+    def _set_up_widening(self, widening: Widening) -> None:
+        data = self._data
+        self._check_icbs(data, frozenset({widening.icb}))
+        if widening.icb not in self._icbs:
+            raise ConfigError(
+                f"the widening ICB {widening.icb} is not among the chosen ICBs "
+                f"({', '.join(sorted(self._icbs))})"
+            )
+        unknown = sorted(widening.activities - set(_CLASSES))
+        if unknown:
+            raise ConfigError(
+                f"unknown activity classes {', '.join(unknown)}: expected {', '.join(_CLASSES)}"
+            )
+        q1 = [i for i in data.lsoas_of_icb[widening.icb] if data.quintile[i] == 1]
+        if not q1:
+            raise ConfigError(f"ICB {widening.icb} has no IMD quintile 1 LSOA to widen")
+        for i in q1:
+            self._widened[i] = 1
+        # Within one ICB and quintile the multiplier is constant: residents alone weight it.
+        cum = _cum([data.residents[i] for i in q1])
+        self._q1_lsoas = {cls: (q1, cum) for cls in widening.activities}
 
     @staticmethod
     def _check_icbs(data: ScenarioData, wanted: frozenset[str]) -> set[str]:
         unknown = sorted(wanted - set(data.lsoas_of_icb))
         if unknown:
-            raise ConfigError(f"unknown ICB ODS codes: {', '.join(unknown)}")
+            known = sorted(data.lsoas_of_icb)
+            raise ConfigError(
+                f"unknown ICB ODS codes: {', '.join(unknown)} (an ICB ODS code looks like "
+                f"QOP, NHS Greater Manchester; the {len(known)} known: {', '.join(known)})"
+            )
         return set(wanted or data.lsoas_of_icb)
 
     @staticmethod
@@ -212,9 +250,11 @@ class Scenario:
         return _cum(per_year)
 
     def event(self, occurred_at_ms: int, event_type: str | None = None) -> Event:
-        """One event at ``occurred_at_ms`` (epoch ms, UTC); its type from the mix if None."""
+        """One event at ``occurred_at_ms`` (epoch ms, UTC); its type from the mix if None.
+
+        The stable scenario only: ``draw`` also gives a widening's extra patients. The
+        placement is ``_place`` inlined: the call and tuple cost 3% of the bench rate."""
         rnd = self._rng.random
-        data = self._data
         if event_type is None:
             event_type = EVENT_TYPES[bisect(self._type_cum, rnd() * self._type_cum[-1])]
         cls = _CLASS_OF_TYPE.get(event_type)
@@ -225,7 +265,52 @@ class Scenario:
         trust, icbs, icb_cum = self._trusts[bisect(self._trust_cum, rnd() * self._trust_cum[-1])]
         icb = icbs[bisect(icb_cum, rnd() * icb_cum[-1])]
         idx, cum = self._lsoas[(icb, cls)]
-        i = idx[bisect(cum, rnd() * cum[-1])]
+        return self._fill(occurred_at_ms, event_type, cls, trust, idx[bisect(cum, rnd() * cum[-1])])
+
+    def draw(self, occurred_at_ms: int, event_type: str | None = None) -> list[Event]:
+        """``event``, plus under a widening the extra quintile 1 patients it brings: one
+        event drawn as in the stable scenario and, when it lands in a widened LSOA and
+        activity, ``factor - 1`` more on average (whole part always, fraction by chance)
+        with the same type, class, trust and time, in the ICB's quintile 1 LSOAs.
+
+        Conditional on (ICB, quintile 1, class) the stable draw already has the right
+        trust and timing, so the copies share them and Q1's expected count becomes
+        ``factor`` x stable while every other group keeps its stable draws exactly."""
+        event_type, cls, trust, i = self._place(event_type)
+        first = self._fill(occurred_at_ms, event_type, cls, trust, i)
+        widening = self._widening
+        if widening is None or not self._widened[i] or cls not in self._q1_lsoas:
+            return [first]
+        extra = widening.factor(occurred_at_ms) - 1.0
+        if extra <= 0.0:
+            return [first]
+        copies = int(extra) + (self._rng.random() < extra - int(extra))
+        idx, cum = self._q1_lsoas[cls]
+        out = [first]
+        for _ in range(copies):
+            j = idx[bisect(cum, self._rng.random() * cum[-1])]
+            out.append(self._fill(occurred_at_ms, event_type, cls, trust, j))
+        return out
+
+    def _place(self, event_type: str | None) -> tuple[str, str, str, int]:
+        """Type, activity class, trust and LSOA index of the next event (as ``event``)."""
+        rnd = self._rng.random
+        if event_type is None:
+            event_type = EVENT_TYPES[bisect(self._type_cum, rnd() * self._type_cum[-1])]
+        cls = _CLASS_OF_TYPE.get(event_type)
+        if cls is None:
+            if event_type != "admission":
+                raise ValueError(f"unknown event type {event_type!r}")
+            cls = "emergency" if rnd() < self.config.emergency_share else "elective"
+        trust, icbs, icb_cum = self._trusts[bisect(self._trust_cum, rnd() * self._trust_cum[-1])]
+        icb = icbs[bisect(icb_cum, rnd() * icb_cum[-1])]
+        idx, cum = self._lsoas[(icb, cls)]
+        return event_type, cls, trust, idx[bisect(cum, rnd() * cum[-1])]
+
+    def _fill(self, occurred_at_ms: int, event_type: str, cls: str, trust: str, i: int) -> Event:
+        """The event of a patient living in LSOA ``i``: who they are and what happened."""
+        rnd = self._rng.random
+        data = self._data
         q = data.quintile[i] - 1
         ages = self._ages[cls]
         age: int | None = bisect(ages, rnd() * ages[-1])
@@ -293,14 +378,29 @@ class Scenario:
             event["weeks_waiting"] = min(int(weeks), 260)
         return event
 
-    def backfill(self, count: int, days: float, end_ms: int) -> Iterator[Event]:
+    def backfill(
+        self, count: int, days: float, end_ms: int, *, newest_first: bool = False
+    ) -> Iterator[Event]:
         """``count`` events over ``[end_ms - days, end_ms)`` in time order, following the
-        local-time daily and weekly pattern of each event type; the type mix is kept."""
-        for slot in backfill_slots(count, days, end_ms, self._mix):
+        local-time daily and weekly pattern of each event type; the type mix is kept.
+
+        A widening's extra patients come on top of ``count``. ``newest_first`` sends the
+        latest hours first, so a dashboard fed by a long backfill shows today's numbers
+        within seconds (same events per slot, different draws)."""
+        slots = backfill_slots(count, days, end_ms, self._mix)
+        widened = self._widening is not None
+        for slot in reversed(slots) if newest_first else slots:
             type_cum = _cum(slot.weights)
             times = sorted(
-                slot.start_ms + int(self._rng.random() * slot.length_ms) for _ in range(slot.events)
+                (
+                    slot.start_ms + int(self._rng.random() * slot.length_ms)
+                    for _ in range(slot.events)
+                ),
+                reverse=newest_first,
             )
             for t in times:
                 kind = EVENT_TYPES[bisect(type_cum, self._rng.random() * type_cum[-1])]
-                yield self.event(t, kind)
+                if widened:
+                    yield from self.draw(t, kind)
+                else:
+                    yield self.event(t, kind)

@@ -25,6 +25,7 @@ from gapwatch.core.period_gaps import GAP_FIELDS, series_ids
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.spc import SpcOptions
 from gapwatch.core.windows import DAY_MS, HOUR_MS
+from gapwatch.settings import AlertSettings
 
 DAYS = 90
 WINDOW = 90
@@ -75,7 +76,7 @@ def _alert_share(ref: ReferenceData) -> tuple[int, int]:
         assert tuple(fields) == GAP_FIELDS
         return [history[k] for k in keys]
 
-    book = GapBook(ref, "white")
+    book = GapBook(ref, "white", AlertSettings().min_events)
     versions = dict.fromkeys(history, "v1")
     asyncio.run(book.refresh(versions, read, 0))
     series = series_ids(INDICATORS, ("imd_quintile", "ethnic_group"), "white")

@@ -85,3 +85,25 @@ def test_series_cover_each_measure_and_ethnic_group_once() -> None:
 def test_breakdowns_without_a_gap_give_no_series() -> None:
     assert series_ids(["ed_attendance_rate"], ["age_band", "sex"], "white") == []
     assert set(BREAKDOWNS["imd_quintile"]) - {"unknown"} == {"1", "2", "3", "4", "5"}
+
+
+def test_groups_with_too_few_events_are_not_charted() -> None:
+    ref = tiny_reference_data()
+    counts = dict.fromkeys(GAP_FIELDS, 40)
+    counts["admission_emergency|imd_decile|9"] = 2
+    counts["admission_emergency|imd_decile|10"] = 2  # quintile 5: 4 events
+    counts["admission_emergency|ethnic_group|black"] = 4
+    ind = CATALOGUE["emergency_admission_rate"]
+    imd = period_gaps(ind, "imd_quintile", counts, ref.population, ("QOP",), YEARS, "white", 5)
+    assert imd == {"difference": None, "ratio": None, "sii": None}
+    # Deciles 9 and 10 apart: the D1 - D10 gap has too few, so has the SII.
+    deciles = period_gaps(ind, "imd_decile", counts, ref.population, ("QOP",), YEARS, "white", 5)
+    assert deciles == {"difference": None, "ratio": None, "sii": None}
+    ethnic = period_gaps(ind, "ethnic_group", counts, ref.population, ("QOP",), YEARS, "white", 5)
+    assert ethnic["difference:black"] is None and ethnic["ratio:black"] is None
+    assert ethnic["difference:asian"] is not None
+    counts["admission_emergency|imd_decile|3"] = 1  # only the SII needs quintile 2
+    counts["admission_emergency|imd_decile|4"] = 1
+    counts["admission_emergency|imd_decile|9"] = 40
+    gaps = period_gaps(ind, "imd_quintile", counts, ref.population, ("QOP",), YEARS, "white", 5)
+    assert gaps["difference"] is not None and gaps["ratio"] is not None and gaps["sii"] is None

@@ -132,6 +132,9 @@ class AlertSettings(_Section):
     mostly skewed Poisson noise, which the XmR rules over-signal)."""
     interval_s: float = Field(5.0, gt=0)
     """How often changed series are re-evaluated and firing alerts re-sent."""
+    settle_s: float = Field(30.0, ge=0)
+    """An ICB is re-charted once its closed days have not changed for this long: a
+    backfill or replay fills in history first, then the charts are judged once."""
     screen_outliers: bool = True
     two_in_three: Literal["band", "beyond"] = "band"
     run_length: int = Field(7, ge=2)

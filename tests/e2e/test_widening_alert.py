@@ -97,6 +97,7 @@ def test_a_widening_gap_reaches_every_channel(
             "GAPWATCH_ALERTS_HISTORY_PERIODS": "60",
             "GAPWATCH_ALERTS_LATENESS_S": "0",
             "GAPWATCH_ALERTS_INTERVAL_S": "1",
+            "GAPWATCH_ALERTS_SETTLE_S": "3",
             "GAPWATCH_ALERTS_STALE_MIN_SILENCE_S": "86400",
             "GAPWATCH_ALERTS_WEBHOOK_URLS": json.dumps([receiver.url]),
             "GAPWATCH_ALERTS_ALERTMANAGER_URLS": json.dumps([alertmanager]),

@@ -29,7 +29,9 @@ from gapwatch.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-TODAY = 20_400 * DAY_MS
+# Today, on the wall clock: Redis expires day buckets 400 days after their day, by the
+# wall clock, so a history set in the past would partly vanish as it is written.
+TODAY = time.time_ns() // 1_000_000 // DAY_MS * DAY_MS
 NOW = TODAY + 10 * HOUR_MS  # 10:00; with 1 h lateness yesterday is the latest closed day
 DAYS = 60
 WIDENED = 6  # the last 6 closed days climb
@@ -62,6 +64,7 @@ def _settings(redis_url: str, namespace: str) -> Settings:
             "breakdowns": ("imd_quintile",),
             "history_periods": DAYS,
             "lateness_s": 3600,
+            "settle_s": 0,
         },
     )
 
@@ -348,6 +351,42 @@ def test_a_trust_gone_quiet_raises_a_stale_feed_alert_and_clears_it(
         await receive(clock[0], 5)
         (back,) = (await alerter.run_once()).events
         assert (back.id, back.change) == ("feed:R0A", "resolved")
+        await counts.close()
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_icb_is_recharted_only_once_its_days_stop_changing(
+    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+) -> None:
+    settings = _settings(redis_url, namespace)
+    settings = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"settle_s": 30.0})}
+    )
+    clock = [NOW]
+
+    async def scenario() -> None:
+        counts = RedisStore.from_url(redis_url, namespace)
+        store = AlertStore.from_url(redis_url, namespace)
+        epoch, _ = await counts.adopt_epoch()
+        days = await _history(counts, epoch)
+        recorder, metrics = Recorder(), AlerterMetrics.create()
+        alerter = Alerter(settings, tiny_ref, counts, store, [recorder], metrics, lambda: clock[0])
+        # History already in place at start is judged at once.
+        assert (await alerter.run_once()).icbs_evaluated == 1
+        # History still arriving (a backfill): wait for 30 s of quiet.
+        await _write(counts, epoch, days[10], {f"{MEASURE}|imd_decile|3": 5})
+        clock[0] += 10_000
+        assert (await alerter.run_once()).icbs_evaluated == 0
+        await _write(counts, epoch, days[11], {f"{MEASURE}|imd_decile|3": 5})
+        clock[0] += 25_000  # the second write is seen now: 30 s from here
+        assert (await alerter.run_once()).icbs_evaluated == 0
+        clock[0] += 29_000
+        assert (await alerter.run_once()).icbs_evaluated == 0
+        clock[0] += 1_000
+        cycle = await alerter.run_once()
+        assert cycle.icbs_evaluated == 1 and cycle.days_read == 0
         await counts.close()
         await store.close()
 

@@ -84,6 +84,10 @@ class Alerter:
         )
         self._options = spc_options(self._alerts)
         self._plan: ChartPlan | None = None
+        self._waiting: set[str] = set()
+        """ICBs whose charts may have changed and are not re-charted yet."""
+        self._last_change: dict[str, int] = {}
+        """ICB -> when one of its charted days last changed (after the first read)."""
         self._gap: dict[str, Alert] = {}
         self._feeds: dict[str, FeedState] = {}
         self._loaded = False
@@ -115,7 +119,17 @@ class Alerter:
             versions, self._counts.read_day_fields, plan.oldest_day_ms, self._ref.icbs
         )
         known = self._book.known_icbs() & set(self._ref.icbs)
-        icbs = sorted(icbs_to_evaluate(self._plan, plan, changed, known))
+        self._waiting |= icbs_to_evaluate(self._plan, plan, changed, known)
+        if self._plan is not None or read_before:
+            for icb, days in changed.items():
+                if any(plan.oldest_day_ms <= d < plan.end_ms for d in days):
+                    self._last_change[icb] = now
+        # Wait until an ICB's closed days stop changing (a backfill or replay arriving),
+        # so a half-counted history does not fire and resolve alerts as it fills in.
+        settle = a.settle_s * 1000
+        icbs = sorted(
+            icb for icb in self._waiting if now - self._last_change.get(icb, now - settle) >= settle
+        )
         updated: list[Alert] = []
         events: list[AlertEvent] = []
         charted = 0
@@ -133,6 +147,7 @@ class Alerter:
         self._gap.update((alert.id, alert) for alert in updated)
         self._feeds.update((feed.trust, feed) for feed in feeds)
         self._plan = plan
+        self._waiting -= set(icbs)
         self._book.forget_before(plan.oldest_day_ms)
         await self._forget_expired_days(versions, now)
         every = events + feed_events
@@ -194,6 +209,7 @@ class Alerter:
                 # The book may have taken in changed days whose charts were not saved:
                 # re-chart everything next time rather than miss them.
                 self._plan = None
+                self._waiting.clear()
                 logger.exception("evaluation cycle failed; retrying")
             try:
                 await asyncio.wait_for(stop.wait(), self._alerts.interval_s)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from gapwatch.devstack.alertmanager import alertmanager_binary, start_alertmanager
 from gapwatch.settings import repo_root
@@ -73,6 +74,29 @@ def alertmanager() -> Iterator[str]:
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  # local URL
         return json.loads(response.read())
+
+
+def _read_topic(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every message of the alerts topic (one partition) as (key, JSON value)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.partition.eof": True}
+    )
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    out: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    break
+                raise AssertionError(message.error())
+            out.append((message.key().decode(), json.loads(message.value())))
+    finally:
+        consumer.close()
+    return out
 
 
 def _wait(what: str, check: Any, timeout_s: float, logs: Path) -> Any:
@@ -170,6 +194,10 @@ def test_a_widening_gap_reaches_every_channel(
         }
         assert hooked_ids == {"difference", "ratio", "sii"}
         assert all(a["labels"]["icb"] == "QOP" for b in receiver.bodies for a in b["alerts"])
+
+        topic = _read_topic(broker, env["GAPWATCH_KAFKA_ALERTS_TOPIC"])
+        assert {key for key, change in topic if change["change"] == "new"} == EXPECTED
+        assert all(change["labels"]["icb"] == "QOP" for _, change in topic)
 
         metrics = httpx.get(f"{alerter}/metrics").text
         for measure in ("difference", "ratio", "sii"):

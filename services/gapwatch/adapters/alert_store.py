@@ -150,6 +150,13 @@ class AlertStore:
                 out.append((str(entry_id), AlertEvent.from_json(json.loads(fields["event"]))))
         return out
 
+    async def clear(self) -> int:
+        """Forget every alert (a development stack starting over); returns keys removed."""
+        keys = [k async for k in self._r.scan_iter(match=f"{self._p}:*", count=1000)]
+        if keys:
+            await self._call(self._r.delete(*keys))
+        return len(keys)
+
     async def ping(self) -> bool:
         try:
             return bool(await self._r.ping())

@@ -49,7 +49,13 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
 def broker_answers(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when a broker returns cluster metadata within the timeout."""
     admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)}
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.timeout.ms": int(timeout_s * 1000),
+            # A probe expects "connection refused" while nothing listens: say it through
+            # the return value, not a screenful of librdkafka errors on stderr.
+            "log_level": 0,
+        }
     )
     try:
         admin.list_topics(timeout=timeout_s)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gapwatch.devstack import stack
+from gapwatch.devstack.processes import exit_on_sigterm
 from gapwatch.settings import Settings
 
 __all__ = ["main"]
@@ -119,6 +120,7 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def main() -> int:
+    exit_on_sigterm()  # `kill` stops everything too, not only Ctrl-C
     settings = Settings()
     api = f"http://127.0.0.1:{settings.api.port}"
     gapwatch = [sys.executable, "-m", "gapwatch"]

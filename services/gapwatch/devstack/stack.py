@@ -9,6 +9,7 @@ topics, one ingest worker, the API, the alerter. Logs and pid files live in the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -20,7 +21,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gapwatch.adapters.alert_store import AlertStore
 from gapwatch.adapters.kafka_admin import broker_answers, ensure_topics
+from gapwatch.adapters.redis_store import RedisStore
 from gapwatch.devstack.services import (
     redis_answers,
     start_redis,
@@ -99,6 +102,7 @@ def _gapwatch() -> list[str]:
 
 def up(settings: Settings) -> int:
     run_dir().mkdir(parents=True, exist_ok=True)
+    fresh_broker = False
     port = settings.kafka.bootstrap.split(",")[0].rpartition(":")[2]
     if broker_answers(settings.kafka.bootstrap, timeout_s=1.0):
         print(f"kafka    already answering on {settings.kafka.bootstrap}")
@@ -106,6 +110,7 @@ def up(settings: Settings) -> int:
         broker = start_tansu(int(port), run_dir() / "logs" / "tansu.log")
         _pid_path("tansu").write_text(str(broker.process.pid))
         print(f"kafka    started Tansu (memory storage) on {settings.kafka.bootstrap}")
+        fresh_broker = True
     if redis_answers(settings.redis.url):
         print(f"redis    already answering on {settings.redis.url}")
     else:
@@ -113,6 +118,11 @@ def up(settings: Settings) -> int:
         server = start_redis(parsed.port or 6379, run_dir() / "logs" / "redis.log")
         _pid_path("redis").write_text(str(server.process.pid))
         print(f"redis    started on {settings.redis.url}")
+    if fresh_broker:
+        # A new in-memory broker has an empty log: counts, offsets and alerts left in Redis
+        # by an earlier stack belong to a log that is gone, and would be counted again.
+        asyncio.run(_start_over(settings))
+        print(f"redis    namespace {settings.redis.namespace!r} emptied for the new broker")
     created = ensure_topics(settings.kafka)
     print(f"topics   {', '.join(created) or 'already exist'}")
     if _running("ingest") is None:
@@ -132,6 +142,17 @@ def up(settings: Settings) -> int:
     print(f"api      {api_url}/docs")
     print(f"logs     {run_dir() / 'logs'}")
     return 0
+
+
+async def _start_over(settings: Settings) -> None:
+    counts = RedisStore.from_url(settings.redis.url, settings.redis.namespace)
+    alerts = AlertStore.from_url(settings.redis.url, settings.redis.namespace)
+    try:
+        await counts.rebuild()
+        await alerts.clear()
+    finally:
+        await counts.close()
+        await alerts.close()
 
 
 def down(settings: Settings) -> int:

@@ -22,7 +22,14 @@ from typing import Any, Final
 
 import aiohttp
 
-from gapwatch.adapters.delivery import RetryPolicy, Sender, generator_url, rfc3339, wall_ms
+from gapwatch.adapters.delivery import (
+    QueuedChannel,
+    RetryPolicy,
+    Sender,
+    generator_url,
+    rfc3339,
+    wall_ms,
+)
 from gapwatch.adapters.delivery_metrics import DeliveryMetrics
 from gapwatch.core.alert_events import AlertEvent
 
@@ -71,7 +78,7 @@ class _Tracked:
     last_sent_ms: int | None
 
 
-class AlertmanagerNotifier:
+class AlertmanagerNotifier(QueuedChannel):
     """Sends alert changes at once and re-sends what is active, to every Alertmanager."""
 
     def __init__(
@@ -149,17 +156,6 @@ class AlertmanagerNotifier:
     def active(self) -> list[AlertEvent]:
         """What is being re-sent: firing alerts and recently resolved ones."""
         return [t.event for t in self._tracked.values()]
-
-    async def run(self) -> None:
-        """Deliver until ``close()``; start it as a background task."""
-        await self.sender.run()
-
-    async def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait for every queued request to be delivered or given up (tests, shutdown)."""
-        return await self.sender.flush(timeout_s)
-
-    async def close(self, flush_timeout_s: float = 5.0) -> None:
-        await self.sender.close(flush_timeout_s)
 
     @staticmethod
     def _resolved_at(event: AlertEvent) -> int:

@@ -31,6 +31,7 @@ from gapwatch.core.backoff import backoff_ms
 __all__ = [
     "GO_ZERO_TIME",
     "Outbox",
+    "QueuedChannel",
     "RetryPolicy",
     "Sender",
     "generator_url",
@@ -241,3 +242,21 @@ class Sender:
         self._closing.set()
         if self._running:
             await self._stopped.wait()
+
+
+class QueuedChannel:
+    """What every queued channel does alike: its ``sender`` delivers in the background.
+    Subclasses set ``self.sender`` and translate alerts into its requests."""
+
+    sender: Sender
+
+    async def run(self) -> None:
+        """Deliver until ``close()``; start it as a background task."""
+        await self.sender.run()
+
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait for every queued request to be delivered or given up (tests, shutdown)."""
+        return await self.sender.flush(timeout_s)
+
+    async def close(self, flush_timeout_s: float = 5.0) -> None:
+        await self.sender.close(flush_timeout_s)

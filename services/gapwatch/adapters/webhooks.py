@@ -20,7 +20,14 @@ from typing import Any, Final
 
 import aiohttp
 
-from gapwatch.adapters.delivery import GO_ZERO_TIME, RetryPolicy, Sender, generator_url, rfc3339
+from gapwatch.adapters.delivery import (
+    GO_ZERO_TIME,
+    QueuedChannel,
+    RetryPolicy,
+    Sender,
+    generator_url,
+    rfc3339,
+)
 from gapwatch.adapters.delivery_metrics import DeliveryMetrics
 from gapwatch.core.alert_events import AlertEvent
 
@@ -108,7 +115,7 @@ def _go_quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-class WebhookNotifier:
+class WebhookNotifier(QueuedChannel):
     """One message per alert change to every webhook URL, each URL independently."""
 
     def __init__(
@@ -153,14 +160,3 @@ class WebhookNotifier:
 
     async def sync(self, firing: Sequence[AlertEvent], now_ms: int) -> None:
         """Nothing to re-send: webhooks get changes only (see the module docstring)."""
-
-    async def run(self) -> None:
-        """Deliver until ``close()``; start it as a background task."""
-        await self.sender.run()
-
-    async def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait for every queued message to be delivered or given up (tests, shutdown)."""
-        return await self.sender.flush(timeout_s)
-
-    async def close(self, flush_timeout_s: float = 5.0) -> None:
-        await self.sender.close(flush_timeout_s)

@@ -113,7 +113,7 @@ def tiny_ref() -> ReferenceData:
     return tiny_reference_data()
 
 
-NOW_MS = 1_795_780_000_000  # 2026-11-27T08:26:40Z, a fixed "now" for unit tests
+NOW_MS = 1_795_780_000_000  # 2026-11-27T11:46:40Z, a fixed "now" for unit tests
 
 
 @pytest.fixture()

@@ -277,6 +277,8 @@ def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
         assert all(a["kind"] == "gap" and a["summary"] for a in firing)
         assert client.get("/v1/alerts", params={"state": "resolved"}).json() == []
         assert client.get("/v1/alerts", params={"icb": "XXX"}).status_code == 422
+        one = client.get("/v1/alerts", params={"id": firing[0]["id"]}).json()
+        assert [a["id"] for a in one] == [firing[0]["id"]]
 
         series = client.get(
             "/v1/icbs/QOP/indicators/emergency_admission_rate/series",

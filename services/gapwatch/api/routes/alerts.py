@@ -72,6 +72,9 @@ async def alerts(
     icb: Annotated[str | None, QueryParam(description="ICB ODS code, e.g. QOP")] = None,
     state: Annotated[Literal["firing", "resolved"] | None, QueryParam()] = None,
     kind: Annotated[Literal["gap", "feed"] | None, QueryParam()] = None,
+    id: Annotated[
+        str | None, QueryParam(description="one alert, e.g. gap:QOP:ed_attendance_rate:...")
+    ] = None,
 ) -> list[AlertOut]:
     store = _store(ctx)
     code = icb.upper() if icb else None
@@ -80,7 +83,9 @@ async def alerts(
     return [
         alert_out(e)
         for e in await store.current()
-        if _matches(e, code, kind) and (state is None or e.state == state)
+        if _matches(e, code, kind)
+        and (state is None or e.state == state)
+        and (id is None or e.id == id)
     ]
 
 

@@ -73,7 +73,7 @@ def test_the_rules_tests_cover_every_alert() -> None:
         if case.get("exp_alerts")
     }
     assert alerts == tested
-    assert {"GapWideningSPC", "FeedStale"} <= alerts
+    assert {"GapWideningSPC", "TrustFeedStale"} <= alerts
 
 
 def test_prometheus_sends_to_alertmanager_and_scrapes_the_alerter() -> None:

@@ -49,6 +49,9 @@ class Days:
     async def day_versions(self) -> dict[tuple[str, int], str]:
         return dict.fromkeys(self.rows, "v1")
 
+    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
+        return {(icb, d): "v1" for d in days if (icb, d) in self.rows}
+
     async def read_day_fields(
         self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
     ) -> list[list[int]]:

@@ -389,6 +389,17 @@ class RedisStore:
             out[(icb, int(start))] = str(value)
         return out
 
+    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
+        """The write ids of one ICB's given days (those ever written): a request for one
+        chart reads its own days, not the whole hash."""
+        if not days:
+            return {}
+        try:
+            found: Any = await self._r.hmget(self.day_versions_key, [f"{icb}:{d}" for d in days])
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        return {(icb, d): str(v) for d, v in zip(days, found, strict=True) if v is not None}
+
     async def forget_day_versions(self, keys: Sequence[tuple[str, int]]) -> None:
         """Drop entries of day buckets that have expired (the hash never expires)."""
         if not keys:

@@ -45,6 +45,10 @@ class DayReader(Protocol):
         """(ICB, day start ms) -> id of the last write to that day bucket."""
         ...
 
+    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
+        """The same for one ICB's given days."""
+        ...
+
     async def read_day_fields(
         self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
     ) -> list[list[int]]:

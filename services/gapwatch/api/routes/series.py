@@ -23,6 +23,7 @@ from gapwatch.core.gap_series import (
 from gapwatch.core.indicators import CATALOGUE
 from gapwatch.core.period_gaps import SeriesId
 from gapwatch.core.spc import spc
+from gapwatch.core.windows import DAY_MS
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -80,7 +81,8 @@ async def gap_series(
     starts = closed_periods(now, period, lateness, points)
     current = open_period(now, period)
     book = ctx.gap_book
-    versions = await ctx.days.day_versions()
+    days = list(range(starts[0], current + PERIOD_MS[period], DAY_MS))
+    versions = await ctx.days.day_versions_of(code, days)
     await book.refresh(versions, ctx.days.read_day_fields, starts[0], icbs=(code,))
     series = book.series(code, sid, period, starts)
     valued = [p for p in series if p.value is not None]

@@ -19,7 +19,7 @@ from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.api.deps import Context
 from gapwatch.api.fast_path import CachedAnswersFirst, unavailable_detail
 from gapwatch.api.routes import alerts as alert_routes
-from gapwatch.api.routes import catalogue, freshness, health, indicators, series
+from gapwatch.api.routes import catalogue, dashboard, export, freshness, health, indicators, series
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import CountReader, DayReader
 from gapwatch.core.refdata import ReferenceData
@@ -109,6 +109,15 @@ def create_app(
     async def unavailable(_: Request, exc: TransientError) -> JSONResponse:
         return JSONResponse(unavailable_detail(exc), status_code=503)
 
-    for module in (health, catalogue, indicators, series, freshness, alert_routes):
+    for module in (
+        health,
+        catalogue,
+        indicators,
+        series,
+        freshness,
+        alert_routes,
+        export,
+        dashboard,
+    ):
         app.include_router(module.router)
     return app

@@ -71,6 +71,9 @@ class IngestSettings(_Section):
     longer windows widen their oldest edge to a whole day (reported in the response)."""
     day_retention_days: int = Field(400, ge=1)
     """Day buckets are kept 400 days; older events are dead-lettered as ``too_late``."""
+    lsoa_retention_days: int = Field(35, ge=1)
+    """Per-LSOA day counts (the small-area drill-down, 28 days by default) are kept 35
+    days: at 400 days they would cost Redis on the order of a gigabyte."""
     future_skew_s: int = Field(900, ge=0)
     """Events more than 15 minutes in the future are clock errors."""
     dedup_horizon_days: int = Field(8, ge=1)
@@ -88,6 +91,8 @@ class IngestSettings(_Section):
     def _day_outlives_hour(self) -> IngestSettings:
         if self.day_retention_days < self.hour_retention_days:
             raise ValueError("day_retention_days must be at least hour_retention_days")
+        if self.lsoa_retention_days > self.day_retention_days:
+            raise ValueError("lsoa_retention_days must be at most day_retention_days")
         return self
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gapwatch.api.app import create_app
-from gapwatch.core.counting import CountAccumulator, with_england
+from gapwatch.core.counting import LSOA_DAY, CountAccumulator, lsoa_field, with_england
 from gapwatch.core.enrich import Profile
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import FreshnessRow
@@ -47,6 +47,19 @@ class MemoryStore:
             for b in buckets:
                 for name, n in self.buckets.get((b.granularity, b.start_ms, icb), {}).items():
                     out[name] = out.get(name, 0) + n
+        return out
+
+    async def lsoa_counts(
+        self, icb: str, day_starts: Sequence[int], measure: str
+    ) -> dict[str, int]:
+        if self.down:
+            raise TransientError("redis unavailable: connection refused")
+        prefix = lsoa_field(measure, "")
+        out: dict[str, int] = {}
+        for day in day_starts:
+            for name, n in self.buckets.get((LSOA_DAY, day, icb), {}).items():
+                if name.startswith(prefix):
+                    out[name[len(prefix) :]] = out.get(name[len(prefix) :], 0) + n
         return out
 
     async def freshness(self, now_ms: int) -> Mapping[str, FreshnessRow]:

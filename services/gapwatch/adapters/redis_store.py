@@ -6,6 +6,8 @@ share one hash slot and the apply script can touch them together.
 Keys
   c:<h|d>:<bucket start ms>:<ICB>   hash  "<measure>|<breakdown>|<group>" -> count;
                                     ICB "ENG" holds England's sums
+  c:l:<day start ms>:<ICB>          hash  "<measure>|lsoa|<LSOA 2021 code>" -> count:
+                                    rate numerators per LSOA (day retention, no ENG)
   versions                          hash  ICB -> id of the last write to any of its
                                     buckets (readers cache window sums on it)
   dayversions                       hash  "<ICB>:<day start ms>" -> id of the last write
@@ -35,6 +37,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from gapwatch.core.counting import LSOA_DAY, lsoa_field
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import FreshnessRow
 from gapwatch.core.windows import DAY_MS, GRANULARITY_MS, HOUR_MS, Bucket, bucket_start
@@ -98,6 +101,15 @@ end
 if #p[3] > 0 then redis.call('PEXPIREAT', meta[2], meta[3]) end
 return {'ok'}
 """
+
+
+_SCAN_COUNT = 20_000
+"""HSCAN COUNT hint: more than an ICB's LSOAs x 3 measures, so one call scans a hash."""
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 REBUILDING = "rebuilding:"
@@ -236,7 +248,9 @@ class RedisStore:
             for name, delta in fields.items():
                 flat.append(name)
                 flat.append(delta)
-            expire_at = start + GRANULARITY_MS[granularity] + retention_ms[granularity]
+            # Per-LSOA buckets (LSOA_DAY) are day buckets: a day long, kept as long.
+            span, kept = GRANULARITY_MS.get(granularity, DAY_MS), retention_ms.get(granularity)
+            expire_at = start + span + (retention_ms["d"] if kept is None else kept)
             day_field = f"{icb}:{start}" if granularity == "d" else ""
             buckets.append(
                 [self.counts_key(granularity, start, icb), expire_at, flat, icb, day_field]
@@ -375,6 +389,44 @@ class RedisStore:
         for fields in results:
             for name, value in fields.items():
                 total[name] = total.get(name, 0) + int(value)
+        return total
+
+    async def lsoa_counts(
+        self, icb: str, day_starts: Sequence[int], measure: str
+    ) -> dict[str, int]:
+        """LSOA 2021 code -> count of ``measure`` over the given days of one ICB.
+
+        One pipelined HSCAN per per-LSOA day bucket, with the measure as MATCH pattern
+        so only its fields cross the network; a COUNT above the hash's size finishes
+        most scans in one call, the rest are followed up. HSCAN may return a field twice
+        while the hash is rehashing, so each bucket's fields are collected into a dict
+        (last value wins) before summing.
+        """
+        prefix = lsoa_field(measure, "")
+        pattern = _glob_escape(prefix) + "*"
+        keys = [self.counts_key(LSOA_DAY, day, icb) for day in day_starts]
+        found: list[dict[str, str]] = [{} for _ in keys]
+        cursors = dict.fromkeys(range(len(keys)), 0)
+        try:
+            while cursors:
+                async with self._r.pipeline(transaction=False) as pipe:
+                    for i, cursor in cursors.items():
+                        pipe.hscan(keys[i], cursor, match=pattern, count=_SCAN_COUNT)
+                    results: list[Any] = await pipe.execute()
+                next_cursors: dict[int, int] = {}
+                for i, (cursor, fields) in zip(cursors, results, strict=True):
+                    found[i].update(fields)
+                    if int(cursor):
+                        next_cursors[i] = int(cursor)
+                cursors = next_cursors
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"redis unavailable: {exc}") from exc
+        total: dict[str, int] = {}
+        cut = len(prefix)
+        for fields in found:
+            for name, value in fields.items():
+                suffix = name[cut:]
+                total[suffix] = total.get(suffix, 0) + int(value)
         return total
 
     async def day_versions(self) -> dict[tuple[str, int], str]:

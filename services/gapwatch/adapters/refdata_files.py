@@ -7,7 +7,9 @@ Mappings chosen here (documented in README "Reference data"):
   parts lie in (ties: the lower ODS code). Deterministic and never mixes editions.
 - ONS mid-2019 population (LSOA 2011) maps onto LSOA 2021 through the same lookup; a
   split LSOA's people are shared equally between its parts (no weights are published
-  with the lookup), a merge sums. Totals are preserved exactly.
+  with the lookup), a merge sums. Totals are preserved exactly. The same people per
+  LSOA 2021 and age band are kept for small-area rates (``ReferenceData.lsoa_population``).
+- An LSOA's local authority district is IoD2025's LAD 2024.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +25,10 @@ from pathlib import Path
 from gapwatch.core.demographics import age_band, esp_band
 from gapwatch.core.errors import ConfigError
 from gapwatch.core.refdata import (
+    LSOA_AGE_BANDS,
     Area,
     Icb,
+    LsoaPopulation,
     PopCell,
     PopulationTable,
     ReferenceData,
@@ -63,13 +68,17 @@ def _rows(directory: Path, key: str) -> Iterator[dict[str, str]]:
 def load_reference_data(directory: Path, *, with_population: bool = True) -> ReferenceData:
     icb_of = {r["lsoa21_code"]: r["icb24_ods_code"] for r in _rows(directory, "lsoa_icb")}
     areas: dict[str, Area] = {}
+    lads: dict[str, str] = {}
+    lad_codes: dict[str, str] = {}  # one str object per LAD, not one per LSOA
     for r in _rows(directory, "imd"):
         code = r["lsoa21_code"]
         icb = icb_of.get(code)
         if icb is None:
             continue
+        lad = lad_codes.setdefault(r["lad24_code"], r["lad24_code"])
+        lads.setdefault(lad, r["lad24_name"])
         areas[code] = Area(
-            code, icb, int(r["imd_rank"]), int(r["imd_decile"]), int(r["imd_quintile"])
+            code, icb, int(r["imd_rank"]), int(r["imd_decile"]), int(r["imd_quintile"]), lad
         )
     if not areas:
         raise ConfigError(f"no LSOA 2021 areas loaded from {directory}")
@@ -88,7 +97,7 @@ def load_reference_data(directory: Path, *, with_population: bool = True) -> Ref
         median = known[(len(known) - 1) // 2]
         icb = sorted(Counter(a.icb for a in known).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
         resolved[code11] = Area(
-            median.lsoa21, icb, median.imd_rank, median.imd_decile, median.imd_quintile
+            median.lsoa21, icb, median.imd_rank, median.imd_decile, median.imd_quintile, median.lad
         )
         changed.add(code11)
 
@@ -118,8 +127,10 @@ def load_reference_data(directory: Path, *, with_population: bool = True) -> Ref
         home = shares[0][0] if shares else (r["icb_ods_code"] or None)
         trusts[code] = Trust(code, r["org_name"], home if home in icbs else None, shares)
 
-    population = (
-        _population(directory, parts, areas) if with_population else PopulationTable({}, {})
+    population, lsoa_population = (
+        _population(directory, parts, areas)
+        if with_population
+        else (PopulationTable({}, {}), LsoaPopulation.build({}))
     )
     return ReferenceData(
         imd_edition="IoD2025",
@@ -130,6 +141,8 @@ def load_reference_data(directory: Path, *, with_population: bool = True) -> Ref
         icbs=icbs,
         trusts=trusts,
         population=population,
+        lads=lads,
+        lsoa_population=lsoa_population,
     )
 
 
@@ -138,10 +151,16 @@ _SEX_OF = {"M": "male", "F": "female"}
 
 def _population(
     directory: Path, parts: dict[str, list[str]], areas: dict[str, Area]
-) -> PopulationTable:
+) -> tuple[PopulationTable, LsoaPopulation]:
+    """The ICB population table, and the people per LSOA 2021 and age band."""
     bands = [(age_band(a)[0], esp_band(a)) for a in range(90)] + [("80+", "90+")]
     columns = [f"age_{a}" for a in range(90)] + ["age_90_plus"]
     cells: dict[str, dict[PopCell, float]] = defaultdict(lambda: defaultdict(float))
+    band_index = {band: i for i, band in enumerate(LSOA_AGE_BANDS)}
+    # Per LSOA 2021, its bands' people in one flat array (LsoaPopulation's layout).
+    lsoa_start: dict[str, int] = {}
+    lsoa_people = array("d")
+    no_people = [0.0] * len(LSOA_AGE_BANDS)
     for r in _rows(directory, "population"):
         code11 = r["lsoa11_code"]
         if not code11.startswith("E"):
@@ -157,8 +176,13 @@ def _population(
         for area in targets:
             icb_cells = cells[area.icb]
             decile = str(area.imd_decile)
+            start = lsoa_start.get(area.lsoa21)
+            if start is None:
+                start = lsoa_start[area.lsoa21] = len(lsoa_people)
+                lsoa_people.extend(no_people)
             for (band, esp), people in by_band.items():
                 icb_cells[(decile, sex, band, esp)] += people * share
+                lsoa_people[start + band_index[band]] += people * share
     ethnic: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in _rows(directory, "ethnicity"):
         found = areas.get(r["lsoa21_code"])
@@ -166,6 +190,7 @@ def _population(
             continue
         for group in ("white", "mixed", "asian", "black", "other"):
             ethnic[found.icb][group] += float(r[f"ethnic_group_{group}"])
-    return PopulationTable(
+    table = PopulationTable(
         {k: dict(v) for k, v in cells.items()}, {k: dict(v) for k, v in ethnic.items()}
     )
+    return table, LsoaPopulation(lsoa_start, lsoa_people)

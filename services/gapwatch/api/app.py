@@ -20,6 +20,7 @@ from gapwatch.api.deps import Context
 from gapwatch.api.fast_path import CachedAnswersFirst, unavailable_detail
 from gapwatch.api.routes import alerts as alert_routes
 from gapwatch.api.routes import catalogue, dashboard, export, freshness, health, indicators, series
+from gapwatch.api.routes import lsoas as lsoa_routes
 from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import CountReader, DayReader
 from gapwatch.core.refdata import ReferenceData
@@ -116,6 +117,7 @@ def create_app(
         series,
         freshness,
         alert_routes,
+        lsoa_routes,
         export,
         dashboard,
     ):

@@ -17,6 +17,15 @@ total (``esp_counts``). That cross can hold 6 x 4 x 20 fields per measure and is
 in an hour, so it stays out of hour buckets (it was a third of all fields written there);
 age-standardised rates are therefore read over whole days.
 
+Numerators of rates are also counted per LSOA 2021 of residence, by day, for small-area
+drill-down (field ``"<measure>|lsoa|<LSOA21 code>"``, only for events whose residence
+resolved to an LSOA), in a bucket of their own: granularity ``LSOA_DAY`` ("l"), one hash
+per (day, ICB) beside the day bucket. They are written by the same atomic apply (it
+takes any bucket) and cleared by the same rebuild. Not in the day hash itself, because
+every indicator read sums whole day hashes (HGETALL) and the LSOA fields would double
+or triple them (measured: a busy ICB's day hash went from ~950 to ~3,800 fields);
+not summed into England either (nothing reads a national LSOA list).
+
 Every bucket is also summed into an England bucket (``ENGLAND``, see ``with_england``)
 at write time, so an England comparator costs one ICB's read, not 42.
 
@@ -38,19 +47,22 @@ from gapwatch.core.windows import DAY_MS, HOUR_MS
 __all__ = [
     "BREAKDOWN_IDS",
     "ESP_CELLS",
+    "LSOA_DAY",
+    "LSOA_MEASURES",
     "STANDARDISED_MEASURES",
     "ENGLAND",
     "BucketKey",
     "CountAccumulator",
     "esp_counts",
     "esp_field",
+    "lsoa_field",
     "read_count",
     "total_of",
     "with_england",
 ]
 
 BucketKey = tuple[str, int, str]
-"""(granularity "h" or "d", bucket start ms, ICB ODS code)."""
+"""(granularity "h", "d" or ``LSOA_DAY``, bucket start ms, ICB ODS code)."""
 
 _FieldsKey = tuple[tuple[str, ...], str, str, str, str, str, str]
 
@@ -68,6 +80,13 @@ ESP_CELLS: tuple[tuple[str, str, str], ...] = tuple(
 )
 """Every (quintile, sex, ESP band) an event can fall in, unknowns included."""
 
+LSOA_MEASURES = STANDARDISED_MEASURES
+"""Measures counted per LSOA 2021 (day buckets): the numerators of the rate indicators
+(``ed_arrival``, ``admission_emergency``, ``admission_emergency_u18``)."""
+LSOA_TAG = "|lsoa|"
+LSOA_DAY = "l"
+"""The granularity of the per-LSOA day buckets (a day long, like "d")."""
+
 ENGLAND = "ENG"
 """The ICB slot of the England buckets: the sum of every ICB's bucket."""
 
@@ -76,12 +95,16 @@ def esp_field(measure: str, quintile: str, sex: str, band: str) -> str:
     return f"{measure}|esp|{quintile}/{sex}/{band}"
 
 
+def lsoa_field(measure: str, lsoa21: str) -> str:
+    return f"{measure}{LSOA_TAG}{lsoa21}"
+
+
 def with_england(deltas: dict[BucketKey, Counter[str]]) -> dict[BucketKey, Counter[str]]:
     """Add to ``deltas`` each bucket's England total (events with no ICB are left out:
-    England is the sum of its ICBs)."""
+    England is the sum of its ICBs), except the per-LSOA buckets."""
     england: dict[BucketKey, Counter[str]] = {}
     for (granularity, start, icb), fields in deltas.items():
-        if icb in (ENGLAND, UNKNOWN):
+        if icb in (ENGLAND, UNKNOWN) or granularity == LSOA_DAY:
             continue
         total = england.get((granularity, start, ENGLAND))
         if total is None:
@@ -171,6 +194,13 @@ class CountAccumulator:
         if counter is None:
             counter = buckets[day_key] = Counter()
         counter.update(names)
+        lsoa = profile.lsoa
+        if lsoa and not LSOA_MEASURES.isdisjoint(measures):
+            lsoa_key = (LSOA_DAY, day_key[1], icb)
+            counter = buckets.get(lsoa_key)
+            if counter is None:
+                counter = buckets[lsoa_key] = Counter()
+            counter.update(lsoa_field(m, lsoa) for m in measures if m in LSOA_MEASURES)
         if hour > self.hour_cutoff_ms:
             hour_key = ("h", hour, icb)
             counter = buckets.get(hour_key)
@@ -182,7 +212,8 @@ class CountAccumulator:
     def deltas(self) -> dict[BucketKey, Counter[str]]:
         """Increments per bucket: each event adds 1 to ``events`` and to each of its
         measures, under every breakdown, in its day bucket (and hour bucket if recent);
-        the ESP2013 cross goes to day buckets only."""
+        the ESP2013 cross goes to day buckets only, the per-LSOA fields to ``LSOA_DAY``
+        buckets."""
         return self.buckets
 
 

@@ -44,6 +44,9 @@ class Profile:
     quality: tuple[str, ...]
     esp_band: str = UNKNOWN
     """ESP2013 age band, for age-standardised rates (``UNKNOWN`` without a valid age)."""
+    lsoa: str = ""
+    """The LSOA 2021 code of residence once resolved (a 2011 code or a postcode maps to
+    one), for small-area counts; "" when residence is unknown."""
 
     @property
     def ethnicity_unknown(self) -> bool:
@@ -59,7 +62,7 @@ def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
     the ingest hot path."""
     quality: tuple[str, ...] = ()
     lsoa = record.get("lsoa_code")
-    resolved: tuple[str, str, str] | None
+    resolved: tuple[str, str, str, str] | None
     if isinstance(lsoa, str) and lsoa:
         resolved = _area_groups(lsoa, ref)
         if resolved is None:
@@ -77,7 +80,7 @@ def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
     if resolved is None:
         trust = ref.trusts.get(str(record.get("provider_code")))
         icb = trust.home_icb if trust is not None and trust.home_icb else UNKNOWN_ICB
-        resolved = (icb, UNKNOWN, UNKNOWN)
+        resolved = (icb, UNKNOWN, UNKNOWN, "")
 
     raw = record.get("ethnic_category")
     ethnic = _ETHNIC.get(raw)
@@ -98,14 +101,15 @@ def enrich(record: Mapping[str, object], ref: ReferenceData) -> Profile:
         for _, why in (ethnic, band, sex):
             if why is not None:
                 quality = (*quality, why)
-    return Profile(resolved[0], resolved[1], resolved[2], ethnic[0], band[0], sex[0], quality, esp)
+    icb, quintile, decile, lsoa21 = resolved
+    return Profile(icb, quintile, decile, ethnic[0], band[0], sex[0], quality, esp, lsoa21)
 
 
-def _area_groups(code: str, ref: ReferenceData) -> tuple[str, str, str] | None:
+def _area_groups(code: str, ref: ReferenceData) -> tuple[str, str, str, str] | None:
     area = ref.areas.get(code) or ref.areas.get(code.strip().upper())
     if area is None:
         return None
-    return area.icb, _DIGITS[area.imd_quintile], _DIGITS[area.imd_decile]
+    return area.icb, _DIGITS[area.imd_quintile], _DIGITS[area.imd_decile], area.lsoa21
 
 
 _DIGITS = tuple(str(i) for i in range(11))

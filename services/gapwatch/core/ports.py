@@ -29,6 +29,13 @@ class CountReader(Protocol):
         """Sum of every field over the buckets of the given ICBs."""
         ...
 
+    async def lsoa_counts(
+        self, icb: str, day_starts: Sequence[int], measure: str
+    ) -> dict[str, int]:
+        """LSOA 2021 code -> count of ``measure`` (a rate numerator) over the given days
+        (start ms) of one ICB, from the per-LSOA day buckets; LSOAs with none absent."""
+        ...
+
     async def versions(self) -> Mapping[str, str]:
         """ICB -> an id of the last write to any of its buckets (absent: never written)."""
         ...

@@ -6,21 +6,35 @@ core only reads them. Deprivation is always *national* (rank-based, 1 = most dep
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Area", "Icb", "PopulationTable", "ReferenceData", "Trust", "normalise_postcode"]
+from gapwatch.core.demographics import AGE_BANDS, UNKNOWN
+
+__all__ = [
+    "LSOA_AGE_BANDS",
+    "Area",
+    "Icb",
+    "LsoaPopulation",
+    "PopulationTable",
+    "ReferenceData",
+    "Trust",
+    "normalise_postcode",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Area:
-    """A 2021 LSOA with what enrichment needs: its ICB (ODS code) and national IMD."""
+    """A 2021 LSOA with what enrichment needs: its ICB (ODS code) and national IMD, and
+    its local authority district (LAD 2024 code, as IoD2025 publishes it; "" if unknown)."""
 
     lsoa21: str
     icb: str
     imd_rank: int
     imd_decile: int
     imd_quintile: int
+    lad: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,47 @@ class Trust:
     name: str
     home_icb: str | None
     catchment: tuple[tuple[str, float], ...] = ()
+
+
+LSOA_AGE_BANDS = tuple(b for b in AGE_BANDS if b != UNKNOWN)
+"""The age bands of ``ReferenceData.lsoa_people`` (every band with a population)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LsoaPopulation:
+    """Residents per LSOA 2021 and breakdown age band (``LSOA_AGE_BANDS``), packed as
+    one array of floats (six per LSOA): 33,755 LSOAs take ~4 MB, not ~15 MB of tuples."""
+
+    index: Mapping[str, int]
+    """LSOA 2021 code -> offset of its first band in ``people``."""
+    people: Sequence[float]
+
+    @classmethod
+    def build(cls, rows: Mapping[str, Sequence[float]]) -> LsoaPopulation:
+        width = len(LSOA_AGE_BANDS)
+        index: dict[str, int] = {}
+        people = array("d")
+        for code, by_band in rows.items():
+            if len(by_band) != width:
+                raise ValueError(f"{code}: {len(by_band)} age bands, expected {width}")
+            index[code] = len(people)
+            people.extend(by_band)
+        return cls(index, people)
+
+    def of(self, lsoa21: str, ages: frozenset[str] | None = None) -> float | None:
+        """Residents of one LSOA (of the given age bands only); None if unknown or 0."""
+        start = self.index.get(lsoa21)
+        if start is None:
+            return None
+        people = self.people
+        if ages is None:
+            total = sum(people[start : start + len(LSOA_AGE_BANDS)])
+        else:
+            total = sum(people[start + i] for i, b in enumerate(LSOA_AGE_BANDS) if b in ages)
+        return total or None
+
+    def __len__(self) -> int:
+        return len(self.index)
 
 
 # A population cell: (imd_decile, sex group, age band, ESP2013 band) -> people. Both age
@@ -145,6 +200,11 @@ class ReferenceData:
     icbs: Mapping[str, Icb]
     trusts: Mapping[str, Trust]
     population: PopulationTable
+    lads: Mapping[str, str] = field(default_factory=dict)
+    """LAD 2024 code -> name."""
+    lsoa_population: LsoaPopulation = field(default_factory=lambda: LsoaPopulation.build({}))
+    """Residents per LSOA 2021, from the same source and mapping as ``population``
+    (empty when populations are not loaded)."""
 
 
 def normalise_postcode(raw: str) -> str:

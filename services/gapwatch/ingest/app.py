@@ -32,6 +32,7 @@ from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.adapters.metrics import CONTENT_TYPE_LATEST, IngestMetrics, render
 from gapwatch.adapters.redis_store import RedisStore
 from gapwatch.core.backoff import backoff_ms
+from gapwatch.core.counting import LSOA_DAY
 from gapwatch.core.errors import TransientError
 from gapwatch.core.reconcile import balances
 from gapwatch.core.refdata import ReferenceData
@@ -126,7 +127,11 @@ def build_worker(settings: Settings, ref: ReferenceData, codec: AvroCodec) -> In
     limits = Limits(
         retention_ms=ing.day_retention_days * DAY_MS, future_skew_ms=ing.future_skew_s * 1000
     )
-    retention = {"h": ing.hour_retention_days * DAY_MS, "d": ing.day_retention_days * DAY_MS}
+    retention = {
+        "h": ing.hour_retention_days * DAY_MS,
+        "d": ing.day_retention_days * DAY_MS,
+        LSOA_DAY: ing.lsoa_retention_days * DAY_MS,
+    }
     seen = SeenIds(ing.dedup_horizon_days * DAY_MS)
     processor = ChunkProcessor(codec, ref, limits, retention["h"], seen)
     rejoin = _Rejoin(app, k.topic)

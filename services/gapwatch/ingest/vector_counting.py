@@ -8,6 +8,11 @@ breakdown, group) are then ``np.bincount`` calls per chunk, and each bucket's fi
 filled from arrays in one ``dict.update`` rather than one Python assignment per field.
 ``deltas()`` returns exactly what the core accumulator returns (a test checks this on
 random events), so the core stays the readable definition and this is only a speed-up.
+
+Per-LSOA day fields (``core.counting.LSOA_MEASURES``) cannot be packed into the code
+(33,755 LSOAs): events that need them also append their index and the chunk's number of
+their LSOA, and ``deltas()`` counts (day, ICB, LSOA) triples with one ``np.unique`` per
+measure into the ``LSOA_DAY`` buckets.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ import numpy.typing as npt
 from gapwatch.core.counting import (
     BREAKDOWN_IDS,
     ESP_CELLS,
+    LSOA_DAY,
+    LSOA_MEASURES,
     STANDARDISED_MEASURES,
     BucketKey,
     esp_field,
+    lsoa_field,
 )
 from gapwatch.core.demographics import UNKNOWN
 from gapwatch.core.enrich import Profile
@@ -40,6 +48,8 @@ _MEASURE_IDS: Final = ("events", *(m for m in MEASURES if m != "events"))
 _BIT: Final = {m: 1 << i for i, m in enumerate(_MEASURE_IDS)}
 _ETH_UNKNOWN: Final = _BIT["ethnicity_unknown"]
 _RES_UNKNOWN: Final = _BIT["residence_unknown"]
+_LSOA_BITS: Final = sum(_BIT[m] for m in LSOA_MEASURES)
+_LSOA_MEASURE_IDS: Final = tuple(m for m in _MEASURE_IDS if m in LSOA_MEASURES)
 
 # A profile's stored groups, in BREAKDOWN_IDS order, as one combined id; the lookup tables
 # turn that id back into each breakdown's group index.
@@ -56,6 +66,7 @@ _ESP_CELL_ID: Final = {cell: i for i, cell in enumerate(ESP_CELLS)}
 _ESP_SHIFT: Final = 12
 _MASK_SHIFT: Final = 21
 _ICB_SHIFT: Final = 40
+_LSOA_SHIFTED: Final = _LSOA_BITS << _MASK_SHIFT
 if (
     len(_COMBOS) > 1 << _ESP_SHIFT
     or len(ESP_CELLS) > 1 << (_MASK_SHIFT - _ESP_SHIFT)
@@ -110,6 +121,11 @@ class VectorAccumulator:
         self._codes: list[int] = []
         self._icb_ids: dict[str, int] = {}
         self._measure_bits: dict[tuple[str, ...], int] = {}
+        # Events counted per LSOA (those with a resolved LSOA and a per-LSOA measure):
+        # their index among all events, and their LSOA's number in this chunk.
+        self._lsoa_events: list[int] = []
+        self._lsoa_of: list[int] = []
+        self._lsoa_ids: dict[str, int] = {}
 
     @property
     def events(self) -> int:
@@ -134,6 +150,13 @@ class VectorAccumulator:
         icb = self._icb_ids.get(profile.icb)
         if icb is None:
             icb = self._icb_ids[profile.icb] = len(self._icb_ids)
+        lsoa = profile.lsoa
+        if lsoa and bits & _LSOA_SHIFTED:
+            lsoa_id = self._lsoa_ids.get(lsoa)
+            if lsoa_id is None:
+                lsoa_id = self._lsoa_ids[lsoa] = len(self._lsoa_ids)
+            self._lsoa_events.append(len(self._occurred))
+            self._lsoa_of.append(lsoa_id)
         self._occurred.append(occurred_at_ms)
         self._codes.append(groups | bits | icb << _ICB_SHIFT)
 
@@ -150,7 +173,13 @@ class VectorAccumulator:
         icbs = codes >> _ICB_SHIFT
         icb_names = list(self._icb_ids)
         recent = hours > self.hour_cutoff_ms
-        _sum_into(out, "d", hours - hours % DAY_MS, icbs, combos, masks, esp, icb_names)
+        days = hours - hours % DAY_MS
+        _sum_into(out, "d", days, icbs, combos, masks, esp, icb_names)
+        if self._lsoa_events:
+            which = np.array(self._lsoa_events, dtype=np.int64)
+            lsoas = np.array(self._lsoa_of, dtype=np.int64)
+            names = list(self._lsoa_ids)
+            _sum_lsoas(out, days[which], icbs[which], masks[which], lsoas, names, icb_names)
         if recent.any():
             _sum_into(
                 out,
@@ -197,6 +226,42 @@ def _sum_into(
         # Each (row, field) was counted once above, so this sets, never adds (and is
         # dict's C update, not Counter's per-item Python loop).
         dict.update(out.setdefault(bucket, Counter()), zip(names, counts, strict=True))
+
+
+def _sum_lsoas(
+    out: dict[BucketKey, Counter[str]],
+    days: Ints,
+    icbs: Ints,
+    masks: Ints,
+    lsoas: Ints,
+    lsoa_names: list[str],
+    icb_names: list[str],
+) -> None:
+    """Per-LSOA day fields (``LSOA_DAY`` buckets): one ``np.unique`` per measure over
+    (day, ICB, LSOA)."""
+    keys = (icbs << 32) | (days // HOUR_MS)
+    unique, rows = np.unique(keys, return_inverse=True)
+    buckets = [
+        out.setdefault((LSOA_DAY, (k & 0xFFFFFFFF) * HOUR_MS, icb_names[k >> 32]), Counter())
+        for k in unique.tolist()
+    ]
+    width = len(lsoa_names)
+    codes = np.array(lsoa_names, dtype=object)
+    row_ends = np.arange(1, len(buckets) + 1)
+    for measure in _LSOA_MEASURE_IDS:
+        has = (masks & _BIT[measure]) != 0
+        if not has.any():
+            continue
+        # Sorted by row, then LSOA: each bucket's fields are one slice.
+        cells, counts = np.unique(rows[has] * width + lsoas[has], return_counts=True)
+        names: list[str] = (lsoa_field(measure, "") + codes[cells % width]).tolist()
+        n: list[int] = counts.tolist()
+        begin = 0
+        for row, end in enumerate(np.searchsorted(cells // width, row_ends).tolist()):
+            if end > begin:
+                # Each (bucket, LSOA) is counted once here: set, never add.
+                dict.update(buckets[row], zip(names[begin:end], n[begin:end], strict=True))
+                begin = end
 
 
 class _Cells:

@@ -1,5 +1,6 @@
 from gapwatch.core.counting import (
     ENGLAND,
+    LSOA_DAY,
     CountAccumulator,
     esp_counts,
     read_count,
@@ -86,3 +87,22 @@ def test_england_buckets_are_the_sum_of_the_icb_buckets():
     assert england["ed_arrival|sex|female"] == 1
     assert england["ed_arrival|sex|male"] == 1
     assert total_of(england, "events") == 2  # the event with no ICB is not England's
+
+
+def test_rate_numerators_are_counted_per_lsoa_in_their_own_day_buckets():
+    acc = CountAccumulator.empty(hour_cutoff_ms=D0)
+    here = Profile("QOP", "1", "2", "white", "5-17", "female", (), "10-14", "E01000101")
+    acc.add(D0 + HOUR_MS, here, ("ed_arrival",))
+    acc.add(D0 + 2 * HOUR_MS, here, ("admission", "admission_emergency", "admission_emergency_u18"))
+    acc.add(D0 + 3 * HOUR_MS, here, ("outpatient_outcome",))
+    acc.add(D0 + 3 * HOUR_MS, P, ("ed_arrival",))  # residence not resolved: no LSOA field
+    deltas = with_england(acc.deltas())
+    assert deltas[(LSOA_DAY, D0, "QOP")] == {
+        "ed_arrival|lsoa|E01000101": 1,
+        "admission_emergency|lsoa|E01000101": 1,
+        "admission_emergency_u18|lsoa|E01000101": 1,
+    }
+    assert not any("|lsoa|" in k for key, v in deltas.items() if key[0] != LSOA_DAY for k in v)
+    # England gets every other bucket, but no per-LSOA one.
+    assert deltas[("d", D0, ENGLAND)] == deltas[("d", D0, "QOP")]
+    assert (LSOA_DAY, D0, ENGLAND) not in deltas

@@ -36,3 +36,11 @@ def test_bad_demographic_codes_count_as_unknown_with_reasons(make_event, tiny_re
 def test_groups_come_from_the_codes(make_event, tiny_ref):
     profile = enrich(make_event(sex="1", ethnic_category="N", age_years=7), tiny_ref)
     assert (profile.sex, profile.ethnic_group, profile.age_band) == ("male", "black", "5-17")
+
+
+def test_the_resolved_lsoa_2021_code_is_kept_for_small_area_counts(make_event, tiny_ref):
+    assert enrich(make_event(lsoa_code="E01000105"), tiny_ref).lsoa == "E01000105"
+    # A changed 2011 code and a postcode resolve to a 2021 LSOA; unknown residence to "".
+    assert enrich(make_event(lsoa_code="E01099999"), tiny_ref).lsoa == "E01000102"
+    assert enrich(make_event(lsoa_code=None, postcode="m154ab"), tiny_ref).lsoa == "E01000103"
+    assert enrich(make_event(lsoa_code="W01000001"), tiny_ref).lsoa == ""

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gapwatch.core.counting import CountAccumulator
+from gapwatch.core.counting import CountAccumulator, with_england
 from gapwatch.core.demographics import ESP_BANDS, UNKNOWN
 from gapwatch.core.enrich import Profile
 from gapwatch.core.indicators import BREAKDOWNS
@@ -25,6 +25,7 @@ profiles = st.builds(
     sex=st.sampled_from(BREAKDOWNS["sex"]),
     quality=st.just(()),
     esp_band=st.sampled_from((*ESP_BANDS, UNKNOWN)),
+    lsoa=st.sampled_from(["", "E01000101", "E01000102", "E01033999"]),
 )
 events = st.lists(
     st.tuples(
@@ -44,8 +45,8 @@ def test_vector_and_reference_accumulators_agree(batch):
     for occurred, profile, measures in batch:
         reference.add(occurred, profile, measures)
         vector.add(occurred, profile, measures)
-    expected = {k: dict(v) for k, v in reference.deltas().items()}
-    assert {k: dict(v) for k, v in vector.deltas().items()} == expected
+    expected = {k: dict(v) for k, v in with_england(reference.deltas()).items()}
+    assert {k: dict(v) for k, v in with_england(vector.deltas()).items()} == expected
     assert vector.events == reference.events == len(batch)
 
 
@@ -70,6 +71,7 @@ def test_large_counts_agree_on_a_seeded_chunk():
             rng.choice(["male", "female"]),
             (),
             rng.choice(["40-44", "unknown"]),
+            rng.choice(["", "E01000101", "E01000102"]),
         )
         measures = tuple(rng.sample(EVENT_MEASURES, rng.randint(0, 2)))
         occurred = NOW - rng.randrange(3 * DAY_MS)
@@ -80,3 +82,22 @@ def test_large_counts_agree_on_a_seeded_chunk():
     assert got == expected
     assert max(max(v.values()) for v in got.values()) > 100
     assert any("|esp|" in name for v in got.values() for name in v)
+    assert any("|lsoa|" in name for v in got.values() for name in v)
+
+
+def test_many_lsoas_in_one_chunk_agree():
+    """More LSOAs than any bit field could hold, across ICBs and days."""
+    import random
+
+    rng = random.Random(11)
+    reference = CountAccumulator.empty(CUTOFF)
+    vector = VectorAccumulator(CUTOFF)
+    for i in range(20_000):
+        code = f"E01{rng.randrange(40_000):06d}"
+        profile = Profile(f"Q{i % 43:02d}", "1", "2", "white", "18-39", "male", (), "40-44", code)
+        measures = rng.choice([("ed_arrival",), ("admission", "admission_emergency"), ()])
+        occurred = NOW - rng.randrange(3 * DAY_MS)
+        reference.add(occurred, profile, measures)
+        vector.add(occurred, profile, measures)
+    expected = {k: dict(v) for k, v in reference.deltas().items()}
+    assert {k: dict(v) for k, v in vector.deltas().items()} == expected

@@ -152,8 +152,10 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path, timings: Timings) -> Iterator[Any]:
+    # Module scope, not session: while Playwright's sync API is open it keeps an event
+    # loop running in the main thread, and every later test's asyncio.run() would fail.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

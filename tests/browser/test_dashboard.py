@@ -24,6 +24,7 @@ from gapwatch.settings import repo_root
 from tests.browser.conftest import (
     ALERT_INDICATOR,
     DOWNLOADS,
+    SCREENSHOTS,
     LiveStack,
     PageLog,
     Timings,
@@ -618,3 +619,25 @@ def test_keyboard_and_accessibility_smoke(
         or icon.get_attribute("alt")
         or (icon.text_content() or "").strip()
     ), "#variation-icon has no text alternative"
+
+
+def test_the_dashboard_reads_on_a_wall_screen(
+    stack: LiveStack, browser: Any, page_log: PageLog
+) -> None:
+    """1920 x 1080, as on an operations-room screen: larger type, nothing cut off at the
+    side, large-text mode larger still. Screenshots of both go with the others."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        open_dashboard(page, page_log, stack, **VIEW)
+        root_px = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+        assert root_px > 16, f"root font {root_px}px on a wide screen"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "wall_screen_1920x1080.png"), full_page=True)
+        page.get_by_role("button", name="Large text").click()
+        larger = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+        assert larger > root_px
+        page.screenshot(path=str(SCREENSHOTS / "wall_screen_1920x1080_large_text.png"))
+    finally:
+        context.close()

@@ -31,7 +31,7 @@ import redis
 from gapwatch.settings import repo_root
 from tests.conftest import need
 from tests.e2e.conftest import stack_logs
-from tests.stackenv import stack_env
+from tests.stackenv import fast_alerter_env, stack_env
 
 ROOT = repo_root()
 CHROMIUM = Path(os.environ.get("GAPWATCH_CHROMIUM", "/usr/bin/chromium"))
@@ -44,15 +44,7 @@ ALERT_INDICATOR = "emergency_admission_rate"
 OTHER_ICBS = ("QYG", "QHL")
 """ICBs besides QOP that get the small backfill: Cheshire and Merseyside, Birmingham."""
 
-ALERTER_ENV = {
-    "GAPWATCH_ALERTS_INDICATORS": json.dumps([ALERT_INDICATOR]),
-    "GAPWATCH_ALERTS_BREAKDOWNS": json.dumps(["imd_quintile"]),
-    "GAPWATCH_ALERTS_HISTORY_PERIODS": "60",
-    "GAPWATCH_ALERTS_LATENESS_S": "0",
-    "GAPWATCH_ALERTS_INTERVAL_S": "1",
-    "GAPWATCH_ALERTS_SETTLE_S": "3",
-    "GAPWATCH_ALERTS_STALE_MIN_SILENCE_S": "86400",
-}
+ALERTER_ENV = fast_alerter_env(ALERT_INDICATOR)
 
 WIDENING_ARGS = (
     "--scenario", "widening_gap", "--icb", "QOP",

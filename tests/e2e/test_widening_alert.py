@@ -25,7 +25,7 @@ from gapwatch.devstack.alertmanager import alertmanager_binary, start_alertmanag
 from gapwatch.settings import repo_root
 from tests.conftest import need
 from tests.e2e.conftest import stack_logs
-from tests.stackenv import stack_env
+from tests.stackenv import fast_alerter_env, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -114,15 +114,9 @@ def test_a_widening_gap_reaches_every_channel(
 ) -> None:
     receiver = Receiver()
     env = stack_env(broker, redis_url, namespace, tmp_path)
+    env.update(fast_alerter_env(INDICATOR))
     env.update(
         {
-            "GAPWATCH_ALERTS_INDICATORS": json.dumps([INDICATOR]),
-            "GAPWATCH_ALERTS_BREAKDOWNS": json.dumps(["imd_quintile"]),
-            "GAPWATCH_ALERTS_HISTORY_PERIODS": "60",
-            "GAPWATCH_ALERTS_LATENESS_S": "0",
-            "GAPWATCH_ALERTS_INTERVAL_S": "1",
-            "GAPWATCH_ALERTS_SETTLE_S": "3",
-            "GAPWATCH_ALERTS_STALE_MIN_SILENCE_S": "86400",
             "GAPWATCH_ALERTS_WEBHOOK_URLS": json.dumps([receiver.url]),
             "GAPWATCH_ALERTS_ALERTMANAGER_URLS": json.dumps([alertmanager]),
         }

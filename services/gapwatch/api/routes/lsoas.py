@@ -213,33 +213,20 @@ def _row(
         if at95 is not None:
             lower, upper = at95.lower, at95.upper
     area = ref.areas.get(lsoa)
-    if area is None:
-        return LsoaOut(
-            lsoa=lsoa,
-            lad=None,
-            lad_name=None,
-            imd_decile=None,
-            imd_quintile=None,
-            numerator=shown.value,
-            numerator_display=shown.display,
-            population=people,
-            rate=rate,
-            lower95=lower,
-            upper95=upper,
-            deprived_in_affluent_place=False,
-        )
-    lad = lads.get(area.lad)
+    lad = lads.get(area.lad) if area is not None else None
     return LsoaOut(
         lsoa=lsoa,
-        lad=area.lad or None,
+        lad=(area.lad or None) if area is not None else None,
         lad_name=(lad.name or None) if lad is not None else None,
-        imd_decile=area.imd_decile,
-        imd_quintile=area.imd_quintile,
+        imd_decile=area.imd_decile if area is not None else None,
+        imd_quintile=area.imd_quintile if area is not None else None,
         numerator=shown.value,
         numerator_display=shown.display,
         population=people,
         rate=rate,
         lower95=lower,
         upper95=upper,
-        deprived_in_affluent_place=deprived_in_affluent_place(area, lads),
+        deprived_in_affluent_place=(
+            deprived_in_affluent_place(area, lads) if area is not None else False
+        ),
     )

@@ -176,11 +176,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+def clear_namespace(redis_url: str, ns: str) -> None:
+    """Delete a test namespace's keys: the counts (``gw:``) and the alerts (``gwa:``)."""
+    client = redis.Redis.from_url(redis_url)
+    for prefix in ("gw", "gwa"):
+        keys = list(client.scan_iter(match=f"{prefix}:{{{ns}}}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
 @pytest.fixture()
 def namespace(redis_url: str) -> Iterator[str]:
     ns = f"test-{uuid.uuid4().hex[:10]}"
     yield ns
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"gw:{{{ns}}}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    clear_namespace(redis_url, ns)

@@ -26,10 +26,9 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from gapwatch.settings import repo_root
-from tests.conftest import need
+from tests.conftest import clear_namespace, need
 from tests.e2e.conftest import stack_logs
 from tests.stackenv import fast_alerter_env, stack_env
 
@@ -322,10 +321,7 @@ class LiveStack:
 def module_namespace(redis_url: str) -> Iterator[str]:
     ns = f"test-{uuid.uuid4().hex[:10]}"
     yield ns
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"gw:{{{ns}}}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    clear_namespace(redis_url, ns)
 
 
 @pytest.fixture(scope="module")

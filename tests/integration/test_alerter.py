@@ -8,12 +8,11 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import uvicorn
 
 from gapwatch.adapters.alert_store import AlertStore
@@ -97,15 +96,6 @@ async def _history(store: RedisStore, epoch: str) -> list[int]:
     return days
 
 
-@pytest.fixture()
-def alert_keys(redis_url: str, namespace: str) -> Iterator[None]:
-    yield
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"gwa:{{{namespace}}}:*"))
-    if keys:
-        client.delete(*keys)
-
-
 def _alerter(
     settings: Settings, ref: ReferenceData, counts: RedisStore, store: AlertStore
 ) -> tuple[Alerter, Recorder, AlerterMetrics]:
@@ -118,7 +108,9 @@ def _alerter(
 
 
 def test_a_widening_gap_fires_once_survives_a_restart_and_resolves(
-    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+    redis_url: str,
+    namespace: str,
+    tiny_ref: ReferenceData,
 ) -> None:
     settings = _settings(redis_url, namespace)
 
@@ -220,7 +212,9 @@ class _Server:
 
 
 def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
-    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+    redis_url: str,
+    namespace: str,
+    tiny_ref: ReferenceData,
 ) -> None:
     settings = _settings(redis_url, namespace)
     loop = asyncio.new_event_loop()
@@ -315,7 +309,9 @@ def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
 
 
 def test_a_trust_gone_quiet_raises_a_stale_feed_alert_and_clears_it(
-    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+    redis_url: str,
+    namespace: str,
+    tiny_ref: ReferenceData,
 ) -> None:
     settings = _settings(redis_url, namespace)
     # Freshness keys expire on the wall clock, so this test lives in the present.
@@ -360,7 +356,9 @@ def test_a_trust_gone_quiet_raises_a_stale_feed_alert_and_clears_it(
 
 
 def test_an_icb_is_recharted_only_once_its_days_stop_changing(
-    redis_url: str, namespace: str, tiny_ref: ReferenceData, alert_keys: None
+    redis_url: str,
+    namespace: str,
+    tiny_ref: ReferenceData,
 ) -> None:
     settings = _settings(redis_url, namespace)
     settings = settings.model_copy(

@@ -91,7 +91,6 @@ class AlertStore:
         alerts: Sequence[Alert],
         feeds: Sequence[FeedState],
         events: Sequence[AlertEvent],
-        now_ms: int,
     ) -> None:
         """Record new state and the changes it made, atomically (MULTI): a crash leaves
         either the old state with no stream entries or the new state with all of them."""
@@ -113,16 +112,18 @@ class AlertStore:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise TransientError(f"redis unavailable: {exc}") from exc
-        await self._forget_resolved(now_ms)
 
-    async def _forget_resolved(self, now_ms: int) -> None:
-        old = [
+    async def forget_resolved(self, current: Sequence[AlertEvent], now_ms: int) -> list[AlertEvent]:
+        """Drop alerts resolved more than ``RESOLVED_KEPT_MS`` ago from ``current`` (as
+        just read by the caller) and from the store; return the rest."""
+        old = {
             e.id
-            for e in await self.current()
+            for e in current
             if not e.firing and e.ends_ms is not None and now_ms - e.ends_ms > RESOLVED_KEPT_MS
-        ]
+        }
         if old:
             await self._call(self._r.hdel(f"{self._p}:current", *old))
+        return [e for e in current if e.id not in old]
 
     # readers (API) ---------------------------------------------------------------
     async def current(self) -> list[AlertEvent]:

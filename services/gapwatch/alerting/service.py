@@ -142,7 +142,7 @@ class Alerter:
             charted += n
             await asyncio.sleep(0)  # let queued deliveries run between ICBs
         feeds, feed_events = await self._watch_feeds(now)
-        await self._store.save(updated, feeds, events + feed_events, now)
+        await self._store.save(updated, feeds, events + feed_events)
         # Only now that the state is saved: remember it, then deliver.
         self._gap.update((alert.id, alert) for alert in updated)
         self._feeds.update((feed.trust, feed) for feed in feeds)
@@ -156,7 +156,9 @@ class Alerter:
             logger.info("alert %s %s: %s", event.change, event.id, event.annotations["summary"])
             for channel in self._channels:
                 await channel.notify(event)
-        firing = [e for e in await self._store.current() if e.firing]
+        # One read of the alert list per cycle: expire old resolutions, re-send firing.
+        current = await self._store.forget_resolved(await self._store.current(), now)
+        firing = [e for e in current if e.firing]
         for channel in self._channels:
             await channel.sync(firing, now)
         seconds = time.perf_counter() - started

@@ -3,6 +3,11 @@
 A violation returns a ``Rejection`` (a value, not an exception) so the caller dead-letters
 the event with the reason and moves on. Bad *demographic* codes are not violations: the
 event is counted in the ``unknown`` group instead (see ``enrich``).
+
+Identifiers are checked first. An NHS number, or a postcode outside ``postcode``, must
+never reach a count, a key or a log, and later checks may quote field values. Every
+detail is redacted (``identifiers.redact``) because it travels in a dead letter's
+headers, which ``gapwatch dlq`` shows to anyone who reads the topic.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from gapwatch.core.identifiers import identifier_fields, redact
+
 __all__ = ["REASONS", "Limits", "Rejection", "validate"]
 
 REASONS: Final[dict[str, str]] = {
     "undecodable": "bytes are not Confluent-framed Avro of a known schema",
     "unknown_schema_id": "the schema id in the frame is not in schemas/registry.json",
+    "identifier_in_field": "an NHS number or full postcode in a field not meant for it",
     "invalid_field": "a required field is empty or malformed",
     "dataset_mismatch": "event_type does not belong to the dataset",
     "too_late": "occurred_at is older than the retention horizon",
@@ -52,7 +60,22 @@ class Rejection:
 
 
 def validate(record: Mapping[str, object], now_ms: int, limits: Limits) -> Rejection | None:
-    """Check one decoded event; None means it may be counted."""
+    """Check one decoded event; None means it may be counted.
+
+    A rejection's detail names fields and kinds. It never quotes an identifier.
+    """
+    misplaced = identifier_fields(record)
+    if misplaced:
+        return Rejection(
+            "identifier_in_field", "; ".join(f"{kind} in {name}" for name, kind in misplaced)
+        )
+    rejection = _contract(record, now_ms, limits)
+    if rejection is None:
+        return None
+    return Rejection(rejection.reason, redact(rejection.detail))
+
+
+def _contract(record: Mapping[str, object], now_ms: int, limits: Limits) -> Rejection | None:
     event_id = record.get("event_id")
     if not isinstance(event_id, str) or _UUID.fullmatch(event_id) is None:
         return Rejection("invalid_field", f"event_id is not a UUID: {str(event_id)[:64]!r}")

@@ -4,10 +4,17 @@ Every event read from a message ends in exactly one place: counted, a duplicate 
 event already counted (same ``event_id``: see ``dedup``), or dead-lettered with a
 reason. Per partition the tallies satisfy ``consumed == counted + duplicates +
 dead_lettered``, and they are stored atomically with the counts.
+
+A dead letter's ``detail`` goes into a Kafka header, which anyone who reads the topic
+can see. So it is made safe here, in one place (``header_detail``), whatever produced
+it: cut short, ASCII only, NHS numbers and postcodes redacted. An undecodable
+message's detail also loses any quoted literal, which could carry the message's bytes.
+The payload itself stays as sent, so the letter can be re-published.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,13 +26,41 @@ from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.core.counting import BucketKey, with_england
 from gapwatch.core.enrich import enrich
 from gapwatch.core.errors import DecodeError
+from gapwatch.core.identifiers import redact
 from gapwatch.core.measures import measures_for
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.validation import Limits, validate
 from gapwatch.ingest.dedup import SeenIds, event_keys, expiry_days
 from gapwatch.ingest.vector_counting import VectorAccumulator
 
-__all__ = ["ChunkProcessor", "ChunkResult", "DeadLetter", "InMessage", "PartitionTally"]
+__all__ = [
+    "DETAIL_MAX_CHARS",
+    "ChunkProcessor",
+    "ChunkResult",
+    "DeadLetter",
+    "InMessage",
+    "PartitionTally",
+    "header_detail",
+]
+
+DETAIL_MAX_CHARS = 500
+"""Longest detail kept, in ASCII characters. It is under the 1,000 bytes of the
+``gapwatch.error_detail`` header, so the header never cuts a detail: a cut could leave
+ten digits bounded that were not bounded before."""
+_QUOTED = re.compile(r"b'[^']*'|b\"[^\"]*\"|'[^']{13,}'|\"[^\"]{13,}\"")
+"""Byte-string literals and longer quoted strings in a decoder's error text: payload
+content, not explanation (a short one such as 'utf-8' stays)."""
+
+
+def header_detail(detail: str, *, undecodable: bool = False) -> str:
+    """``detail`` made safe for a dead-letter header: no quoted payload content (for an
+    undecodable message), ASCII (others escaped), at most ``DETAIL_MAX_CHARS``
+    characters, then redacted. Redacting comes last, on exactly the text that is kept,
+    and it never lengthens the text."""
+    if undecodable:
+        detail = _QUOTED.sub("<bytes>", detail)
+    ascii_text = detail.encode("ascii", "backslashreplace").decode("ascii")
+    return redact(ascii_text[:DETAIL_MAX_CHARS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +212,11 @@ class ChunkProcessor:
             except DecodeError as exc:
                 tally.consumed += 1
                 tally.dead_lettered += 1
-                dead.append(
-                    DeadLetter(
-                        msg.value, exc.reason, exc.detail, msg.partition, msg.offset, None, msg.key
-                    )
+                detail = header_detail(exc.detail, undecodable=True)
+                letter = DeadLetter(
+                    msg.value, exc.reason, detail, msg.partition, msg.offset, None, msg.key
                 )
+                dead.append(letter)
                 continue
             events = decoded.events
             single = len(events) == 1 and decoded.schema_name.endswith("EncounterEvent")
@@ -197,7 +232,7 @@ class ChunkProcessor:
                     DeadLetter(
                         msg.value if single else codec.encode_event(record),
                         rejection.reason,
-                        rejection.detail,
+                        header_detail(rejection.detail),
                         msg.partition,
                         msg.offset,
                         None if single else index,

@@ -7,7 +7,9 @@ from gapwatch.publisher.producer import (
     DeliveryStats,
     EncounterProducer,
     ProducerOptions,
+    RefusedEvent,
 )
+from gapwatch.publisher.pseudonym import InvalidNhsNumber, Pseudonymiser
 from gapwatch.publisher.scenario import Scenario, ScenarioConfig
 from gapwatch.publisher.world import ScenarioData, build_scenario_data, load_scenario_data
 
@@ -18,7 +20,10 @@ __all__ = [
     "PRODUCED_AT_HEADER",
     "DeliveryStats",
     "EncounterProducer",
+    "InvalidNhsNumber",
     "ProducerOptions",
+    "Pseudonymiser",
+    "RefusedEvent",
     "Scenario",
     "ScenarioConfig",
     "ScenarioData",

@@ -9,6 +9,9 @@ Modes (exactly one):
 - ``--from-file PATH``: JSON lines, one EncounterEvent object per line, for trusts testing
   their feeds. Every line is checked against the Avro schema and the ingest contract
   (``core.validation``); bad lines are reported with line number and reason and not sent.
+  A line may give ``nhs_number`` instead of ``person_key``: it is turned into
+  ``person_key`` with the trust's key (GAPWATCH_PUBLISHER_PERSON_KEY_SECRET) and never
+  sent. Without a key such lines are rejected.
 
 Synthetic scenarios (``--scenario``): ``stable`` (default) keeps every rate steady;
 ``widening_gap`` makes the ED attendance and emergency admission rates of one ICB's most
@@ -44,6 +47,7 @@ from gapwatch.core.errors import ConfigError
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
 from gapwatch.publisher.feedfile import EventLineParser, read_event_lines
+from gapwatch.publisher.pseudonym import Pseudonymiser
 from gapwatch.publisher.widening import (
     DEFAULT_ACTIVITIES,
     DEFAULT_PER_DAY,
@@ -298,7 +302,9 @@ def _run_file(args: argparse.Namespace, settings: Settings, codec: AvroCodec) ->
         retention_ms=settings.ingest.day_retention_days * DAY_MS,
         future_skew_ms=settings.ingest.future_skew_s * 1000,
     )
-    parser = EventLineParser(codec, settings.schemas_dir, time.time_ns() // 1_000_000, limits)
+    parser = EventLineParser(
+        codec, settings.schemas_dir, time.time_ns() // 1_000_000, limits, _pseudonymiser(settings)
+    )
     try:
         with args.from_file.open(encoding="utf-8") as handle:
             events, errors = read_event_lines(handle, parser)
@@ -324,6 +330,17 @@ def _run_file(args: argparse.Namespace, settings: Settings, codec: AvroCodec) ->
     producer = _producer(args, settings, codec, default_batch=500)
     producer.send_many(events)
     return max(rc, _finish(producer, args, started, extra))
+
+
+def _pseudonymiser(settings: Settings) -> Pseudonymiser | None:
+    """The trust's pseudonymiser, if a key is configured; a short key stops the run."""
+    secret = settings.publisher.person_key_secret
+    if secret is None:
+        return None
+    try:
+        return Pseudonymiser(secret.get_secret_value().encode("utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"publisher.person_key_secret: {exc}") from exc
 
 
 def _producer(

@@ -10,6 +10,14 @@ neither duplicate nor reorder a trust's messages.
 Every message carries the header ``gapwatch.produced_at_ms`` (epoch ms, wall clock at
 produce time) so ingest can measure publish-to-count latency independently of the
 broker's timestamp type.
+
+No identifier leaves the trust through this library. An event may be given with
+``nhs_number`` instead of ``person_key``: the producer's ``Pseudonymiser`` (the trust's
+key) turns it into ``person_key``, and ``nhs_number`` is dropped before encoding.
+Without a pseudonymiser such an event is refused. So is any event that the ingest
+worker would dead-letter as ``identifier_in_field`` (an NHS number in any field, a
+postcode outside ``postcode``): refusing it here keeps the identifier off the broker,
+whose topics are storage too.
 """
 
 from __future__ import annotations
@@ -26,22 +34,64 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from gapwatch.adapters.avro_codec import AvroCodec
 from gapwatch.core.errors import ConfigError, TransientError
+from gapwatch.core.identifiers import identifier_fields
+from gapwatch.publisher.pseudonym import Pseudonymiser
 from gapwatch.settings import KafkaSettings
 
 __all__ = [
+    "NHS_NUMBER_FIELD",
     "PRODUCED_AT_HEADER",
     "DeliveryStats",
     "EncounterProducer",
     "KafkaProducerLike",
     "ProducerOptions",
+    "RefusedEvent",
     "kafka_config",
+    "pseudonymised",
 ]
 
 logger = logging.getLogger(__name__)
 
 PRODUCED_AT_HEADER = "gapwatch.produced_at_ms"
+NHS_NUMBER_FIELD = "nhs_number"
+"""Not an EncounterEvent field: an input the library turns into ``person_key``."""
 MAX_EVENTS_PER_MESSAGE = 5000
 """The EncounterBatch schema's sensible upper bound; 5,000 x ~200 B stays far below 1 MB."""
+
+
+class RefusedEvent(ValueError):
+    """An event this library will not send, because it would carry an identifier. The
+    message names fields, never values."""
+
+
+def pseudonymised(
+    event: Mapping[str, Any], pseudonymiser: Pseudonymiser | None
+) -> Mapping[str, Any]:
+    """``event`` ready to encode: ``nhs_number`` replaced by ``person_key``, and checked
+    for identifiers in any field.
+
+    Raises ``ConfigError`` for an ``nhs_number`` without a pseudonymiser (no key is
+    configured). Raises ``RefusedEvent`` when both ``nhs_number`` and ``person_key``
+    are given, or when an identifier is left in any field. Raises ``InvalidNhsNumber``
+    (a ``ValueError``) for a malformed number. The caller's mapping is never changed.
+    """
+    if NHS_NUMBER_FIELD in event:
+        nhs_number = event[NHS_NUMBER_FIELD]
+        event = {k: v for k, v in event.items() if k != NHS_NUMBER_FIELD}
+        if nhs_number is not None:
+            if pseudonymiser is None:
+                raise ConfigError(
+                    "an event carries nhs_number but the producer has no pseudonymiser: "
+                    "set the trust's key (GAPWATCH_PUBLISHER_PERSON_KEY_SECRET)"
+                )
+            if event.get("person_key"):
+                raise RefusedEvent("an event carries both nhs_number and person_key")
+            event["person_key"] = pseudonymiser.person_key(nhs_number)
+    found = identifier_fields(event)
+    if found:
+        where = ", ".join(f"{kind} in {name}" for name, kind in found)
+        raise RefusedEvent(f"an event carries an identifier where it must not: {where}")
+    return event
 
 
 class KafkaProducerLike(Protocol):
@@ -134,7 +184,11 @@ def kafka_config(kafka: KafkaSettings, options: ProducerOptions) -> dict[str, An
 
 
 class EncounterProducer:
-    """Buffer events per trust, send them as batches, count delivery reports."""
+    """Buffer events per trust, send them as batches, count delivery reports.
+
+    ``pseudonymiser`` turns events' ``nhs_number`` into ``person_key`` (see
+    ``pseudonymised``, which also says what ``send`` refuses).
+    """
 
     def __init__(
         self,
@@ -144,8 +198,10 @@ class EncounterProducer:
         *,
         producer: KafkaProducerLike | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
         self.options = options or ProducerOptions()
+        self._pseudonymiser = pseudonymiser
         self.stats = DeliveryStats()
         self._topic = kafka.topic
         self._codec = codec
@@ -155,7 +211,11 @@ class EncounterProducer:
         self._first_buffered_ms: dict[str, int] = {}
 
     def send(self, event: Mapping[str, Any]) -> None:
-        """Queue one event; it goes out when its trust's batch is full or ``max_wait_ms`` old."""
+        """Queue one event; it goes out when its trust's batch is full or ``max_wait_ms`` old.
+
+        A refused event raises (see ``pseudonymised``) and nothing of it is queued.
+        """
+        event = pseudonymised(event, self._pseudonymiser)
         provider = str(event["provider_code"])
         buffer = self._buffers.get(provider)
         if buffer is None:

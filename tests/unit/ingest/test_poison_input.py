@@ -9,20 +9,13 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gapwatch.core.validation import Limits
+from gapwatch.core.identifiers import redact
+from gapwatch.core.validation import REASONS, Limits
 from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, InMessage
 from tests.conftest import NOW_MS
 
 LIMITS = Limits(retention_ms=400 * 86_400_000, future_skew_ms=900_000)
-REASONS = {
-    "undecodable",
-    "unknown_schema_id",
-    "invalid_field",
-    "dataset_mismatch",
-    "too_late",
-    "future_timestamp",
-}
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -37,8 +30,9 @@ def _check(processor: ChunkProcessor, payloads: list[bytes]) -> None:
     for tally in result.partitions.values():
         assert tally.consumed == tally.counted + tally.dead_lettered
         assert tally.consumed >= tally.messages  # an undecodable message is one event
-    assert {d.reason for d in result.dead_letters} <= REASONS
+    assert {d.reason for d in result.dead_letters} <= set(REASONS)
     assert all(d.detail for d in result.dead_letters)
+    assert all(d.detail.isascii() and redact(d.detail) == d.detail for d in result.dead_letters)
 
 
 @FUZZ

@@ -1,6 +1,11 @@
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from gapwatch.core.errors import DecodeError
+from gapwatch.core.identifiers import redact
 from gapwatch.core.validation import Limits
 from gapwatch.ingest.dedup import SeenIds
-from gapwatch.ingest.processor import ChunkProcessor, InMessage
+from gapwatch.ingest.processor import DETAIL_MAX_CHARS, ChunkProcessor, InMessage, header_detail
 from tests.conftest import NOW_MS
 
 LIMITS = Limits(retention_ms=400 * 86_400_000, future_skew_ms=900_000)
@@ -67,3 +72,70 @@ def test_freshness_tracks_the_newest_event_per_provider(codec, tiny_ref, make_ev
         [InMessage(0, 0, None, codec.encode_batch(events))], NOW_MS
     )
     assert result.freshness == {"R0A": (NOW_MS - 1000, 2), "RRK": (NOW_MS - 5000, 1)}
+
+
+NHS = "9434765919"
+
+
+def test_identifiers_in_the_wrong_field_are_dead_lettered_and_never_counted(
+    codec, tiny_ref, make_event
+):
+    good = make_event(lsoa_code=None, postcode="m15 4ab")  # resolved to E01000103
+    bad = [
+        make_event(person_key=NHS),
+        make_event(site_code="943 476 5919"),
+        make_event(lsoa_code="M15 4AB"),
+    ]
+    batch = InMessage(0, 1, None, codec.encode_batch([good, *bad]), b"R0A")
+    single = InMessage(0, 2, None, codec.encode_event(bad[0]), b"R0A")
+    result = _processor(codec, tiny_ref).process([batch, single], NOW_MS)
+    assert result.counted == 1
+    letters = result.dead_letters
+    assert [(d.reason, d.batch_index) for d in letters] == [
+        ("identifier_in_field", 1),
+        ("identifier_in_field", 2),
+        ("identifier_in_field", 3),
+        ("identifier_in_field", None),
+    ]
+    assert [d.detail for d in letters] == [
+        "nhs_number in person_key",
+        "nhs_number in site_code",
+        "postcode in lsoa_code",
+        "nhs_number in person_key",
+    ]
+    # The payload stays what the trust sent, so a fixed feed can be re-published.
+    assert codec.decode(letters[0].payload).events == [bad[0]]
+    assert letters[3].payload == single.value
+    # The postcode was resolved to its LSOA and is nowhere in what will be stored.
+    lsoa = [f for key, f in result.deltas.items() if key[0] == "l" and key[2] == "QOP"][0]
+    assert lsoa == {"ed_arrival|lsoa|E01000103": 1}
+    stored = repr((result.deltas, result.freshness, result.seen)).upper().replace(" ", "")
+    assert "M154AB" not in stored and NHS not in stored
+
+
+class _CodecQuotingPayload:
+    """A decoder whose error text quotes the message, as some exceptions do."""
+
+    def decode(self, payload):
+        raise DecodeError("undecodable", f"ValueError: {payload!r} and {payload.decode()!r}")
+
+
+def test_an_undecodable_message_detail_carries_none_of_its_bytes(tiny_ref):
+    payload = f"patient {NHS} lives at M15 4AB and is called Jane Doe".encode()
+    processor = ChunkProcessor(
+        _CodecQuotingPayload(), tiny_ref, LIMITS, 8 * 86_400_000, SeenIds(8 * 86_400_000)
+    )
+    letter = processor.process([InMessage(0, 0, None, payload)], NOW_MS).dead_letters[0]
+    assert letter.payload == payload
+    assert letter.detail == "ValueError: <bytes> and <bytes>"
+
+
+@given(st.text(max_size=2000))
+@example(f"event_id is not a UUID: 'x{NHS}' nor 'M15 4AB'")
+@example("9" * 498 + f" {NHS}")
+def test_header_details_are_short_ascii_and_hold_no_identifier(text):
+    detail = header_detail(text)
+    assert detail.isascii()
+    assert len(detail) <= DETAIL_MAX_CHARS
+    assert redact(detail) == detail
+    assert NHS not in detail

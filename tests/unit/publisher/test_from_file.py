@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from gapwatch.adapters.avro_codec import AvroCodec
+from gapwatch.core.errors import ConfigError
 from gapwatch.core.validation import Limits
 from gapwatch.core.windows import DAY_MS
 from gapwatch.publisher import command
 from gapwatch.publisher.feedfile import EventLineParser, LineError, read_event_lines
+from gapwatch.publisher.pseudonym import Pseudonymiser
 from gapwatch.settings import Settings, repo_root
 
 SCHEMAS = repo_root() / "schemas"
@@ -130,3 +132,78 @@ def test_check_only_exits_zero_when_every_line_is_valid(
     rc = _run_cli(tmp_path, [_line(occurred_at=now)])
     summary = json.loads(capsys.readouterr().out)
     assert rc == 0 and summary["valid_lines"] == 1 and summary["rejected_lines"] == 0
+
+
+KEY = b"a trust's own person-key secret, 32+ bytes"
+NHS = "9434765919"
+
+
+@pytest.fixture(scope="module")
+def keyed_parser() -> EventLineParser:
+    return EventLineParser(AvroCodec(SCHEMAS), SCHEMAS, NOW_MS, LIMITS, Pseudonymiser(KEY))
+
+
+def test_an_nhs_number_becomes_the_person_key_and_is_dropped(
+    keyed_parser: EventLineParser,
+) -> None:
+    event = keyed_parser.parse(1, _line(person_key=..., nhs_number="943 476 5919"))
+    assert isinstance(event, dict)
+    assert event["person_key"] == Pseudonymiser(KEY).person_key(NHS)
+    assert "nhs_number" not in event
+    assert keyed_parser.parse(2, _line(person_key=..., nhs_number=None)) == LineError(
+        2, "schema", "missing or null: person_key"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "detail"),
+    [
+        ({"person_key": ..., "nhs_number": "9434765918"}, "invalid_nhs_number", "check digit"),
+        ({"nhs_number": NHS}, "nhs_number_and_person_key", "not both"),
+        ({"person_key": NHS}, "identifier_in_field", "nhs_number in person_key"),
+        ({"site_code": "M15 4AB"}, "identifier_in_field", "postcode in site_code"),
+        ({"event_type": f"x{NHS}"}, "schema", "event_type 'x<nhs>' is not"),  # redacted
+    ],
+)
+def test_identifier_problems_are_line_errors_that_never_quote_the_identifier(
+    keyed_parser: EventLineParser, changes: dict[str, Any], reason: str, detail: str
+) -> None:
+    result = keyed_parser.parse(3, _line(**changes))
+    assert isinstance(result, LineError)
+    assert (result.reason, detail in result.detail) == (reason, True)
+    assert NHS[:6] not in result.detail and "M15" not in result.detail
+
+
+def test_an_nhs_number_without_a_configured_key_is_a_line_error(parser: EventLineParser) -> None:
+    result = parser.parse(4, _line(person_key=..., nhs_number=NHS))
+    assert isinstance(result, LineError) and result.reason == "no_person_key_secret"
+    assert "GAPWATCH_PUBLISHER_PERSON_KEY_SECRET" in result.detail
+
+
+def _run_keyed_cli(tmp_path: Path, lines: list[str], secret: str | None) -> int:
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    top = argparse.ArgumentParser()
+    command.register(top.add_subparsers())
+    args = top.parse_args(["publish", "--from-file", str(path), "--check-only"])
+    settings = Settings(schemas_dir=SCHEMAS, publisher={"person_key_secret": secret})
+    rc: int = args.func(args, settings)
+    return rc
+
+
+def test_the_cli_pseudonymises_with_the_configured_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC).isoformat()
+    lines = [_line(occurred_at=now, person_key=..., nhs_number=NHS)]
+    assert _run_keyed_cli(tmp_path, lines, KEY.decode()) == 0
+    assert json.loads(capsys.readouterr().out)["valid_lines"] == 1
+    assert _run_keyed_cli(tmp_path, lines, None) == 1
+    out = capsys.readouterr().out
+    assert json.loads(out)["rejections"][0]["reason"] == "no_person_key_secret"
+    assert NHS not in out
+
+
+def test_a_short_configured_key_stops_the_cli(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        _run_keyed_cli(tmp_path, [_line()], "too short")

@@ -30,6 +30,9 @@ type: install ## mypy --strict on the package
 test: lint type ## lint, types, then every test (unit, API, integration with real Tansu + Redis, e2e)
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "integration or not integration"
 
+audit-deps: install ## known vulnerabilities in the installed pinned deps (pip-audit; exceptions: .ci/pip-audit-ignore.txt)
+	$(PY) .ci/audit-deps
+
 test-unit: install ## fast tests only (no broker)
 	$(VENV)/bin/pytest -q -m "not integration"
 
@@ -67,6 +70,6 @@ run-api: install ## run the API in the foreground
 run-publisher: install ## publish live synthetic events at 200/s
 	$(VENV)/bin/gapwatch publish --rate 200
 
-check: test ## what CI runs
+check: audit-deps test ## what CI runs
 
-.PHONY: help install fmt lint type test test-unit test-integration up down status demo bench chaos bench-api run-ingest run-api run-publisher check
+.PHONY: help install fmt lint type test audit-deps test-unit test-integration up down status demo bench chaos bench-api run-ingest run-api run-publisher check

@@ -48,6 +48,8 @@ from bench_common import (
     CLK_TCK,
     BenchError,
     Deadline,
+    bench_api_env,
+    bench_headers,
     clean_namespace,
     cpu_seconds,
     exit_on_sigterm,
@@ -472,7 +474,7 @@ def thread_cpu_seconds(pid: int) -> dict[int, tuple[float, float]]:
 
 def thread_cpu_delta(pid: int, begin: Cpu, end: Cpu) -> list[Json]:
     """Per worker thread, CPU seconds spent between two samples, busiest first."""
-    rows = []
+    rows: list[Json] = []
     for tid, (user, system) in end.worker_threads.items():
         user0, system0 = begin.worker_threads.get(tid, (0.0, 0.0))
         rows.append(
@@ -717,6 +719,7 @@ def measure_latency(
     codec: AvroCodec,
     scenario: Scenario,
     api_url: str,
+    api_headers: Mapping[str, str],
     worker_metrics_url: str,
     worker_pid: int,
     seconds: float,
@@ -746,7 +749,7 @@ def measure_latency(
         raise BenchError("latency warm-up messages not delivered")
     time.sleep(1.0)
     per_tick = round(LATENCY_RATE * TICK_S)
-    with httpx.Client(base_url=api_url, timeout=5.0) as client:
+    with httpx.Client(base_url=api_url, headers=dict(api_headers), timeout=5.0) as client:
         state = LatencyState(baseline=freshness_counts(client))
         before = scrape(worker_metrics_url)
         cpu_before = cpu_seconds(worker_pid) or 0.0
@@ -873,8 +876,10 @@ def run_phase(
     api_url = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
     if latency_s > 0:
         # Started first, so its start-up (reference data) does not overlap the ingest.
+        # Polled every 50 ms, the rate limit of one token: lifted (bench_common).
+        api_env = bench_api_env(env)
         api = spawn(
-            f"api-{shape}", [sys.executable, "-m", "gapwatch", "api"], env, run.work / "logs"
+            f"api-{shape}", [sys.executable, "-m", "gapwatch", "api"], api_env, run.work / "logs"
         )
         run.procs.append(api)
         wait_http(f"{api_url}/readyz", api, run.deadline.cap(90), lambda r: r.status_code == 200)
@@ -957,6 +962,7 @@ def run_phase(
             run.codec,
             scenario,
             api_url,
+            bench_headers(env, f"bench-{shape}"),
             metrics_url,
             worker.process.pid,
             latency_s,

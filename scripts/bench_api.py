@@ -20,6 +20,10 @@ machine. Method, in one run:
    round-tripped first to check that); ``--avro`` keeps it.
 2. **API.** One ``gapwatch api`` process (uvicorn, one worker: the deployment unit) on a
    free port with that namespace, started before the fill so its start-up overlaps it.
+   It signs tokens with a random key of this run's, and every request carries a national
+   token for it (so the token check and the audit record are in the numbers); the
+   per-token rate limit is lifted (``bench_common.UNLIMITED_RATE_ENV``), since 50
+   clients share the one token.
    No broker runs, so ``/readyz`` answers 503 (``kafka: false``): readiness is
    ``/healthz`` = 200 plus ``/readyz`` reporting ``redis: true``. Every URL of the load
    is then fetched once and must answer 200 with JSON (nothing else about the body is
@@ -84,6 +88,8 @@ import httpx
 import redis
 from bench_common import (
     BenchError,
+    bench_api_env,
+    bench_token,
     clean_namespace,
     cpu_seconds,
     exit_on_sigterm,
@@ -98,6 +104,7 @@ from bench_common import (
     redis_cpu,
     scrape,
     spawn,
+    token_file,
     wait_http,
     wall_ms,
 )
@@ -272,8 +279,11 @@ class WrkConfig:
     timeout_s: int
     think_ms: int = 0
     """Mean pause (exponential) before each request on a connection; 0: no pause."""
+    token_file: Path | None = None
+    """A file holding the API token the script sends with every request."""
 
     def argv(self, url: str, paths_file: Path, duration_s: int) -> list[str]:
+        token = [] if self.token_file is None else [str(self.token_file)]
         return [
             self.binary,
             f"-t{self.threads}",
@@ -287,6 +297,7 @@ class WrkConfig:
             "--",
             str(paths_file),
             str(self.think_ms),
+            *token,
         ]
 
 
@@ -627,10 +638,10 @@ def api_server_info() -> Json:
     }
 
 
-def gap_paths(url: str) -> tuple[list[str], list[str]]:
+def gap_paths(url: str, headers: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """ICB codes, and the indicators that are rates or proportions with an IMD quintile
     breakdown, from the API's own catalogue."""
-    with httpx.Client(base_url=url, timeout=10.0) as http:
+    with httpx.Client(base_url=url, headers=dict(headers), timeout=10.0) as http:
         icbs_response = http.get("/v1/icbs")
         catalogue_response = http.get("/v1/indicators")
     for response in (icbs_response, catalogue_response):
@@ -653,13 +664,13 @@ def gap_path(icb: str, indicator: str) -> str:
     return f"/v1/icbs/{icb}/indicators/{indicator}?{GAP_QUERY}"
 
 
-def check_paths(url: str, paths: Sequence[str]) -> Json:
+def check_paths(url: str, paths: Sequence[str], headers: Mapping[str, str]) -> Json:
     """GET every path once, one at a time: each must answer 200 with a JSON body. These
     are the first requests for each URL, so their times show a cold server's latency."""
     failures: list[str] = []
     sizes: list[int] = []
     times: list[float] = []
-    with httpx.Client(base_url=url, timeout=10.0) as http:
+    with httpx.Client(base_url=url, headers=dict(headers), timeout=10.0) as http:
         for path in paths:
             started = time.perf_counter()
             try:
@@ -916,8 +927,12 @@ def execute(run: Run, wrk: str) -> None:
     run.client = redis.Redis.from_url(args.redis_url, decode_responses=True, socket_timeout=10)
     result["versions"] = versions(run.client, wrk)
     # A closed port as the broker: the API needs none to serve queries.
-    env = isolated_env(f"127.0.0.1:{free_port()}", args.redis_url, run.namespace, run.work)
+    env = bench_api_env(
+        isolated_env(f"127.0.0.1:{free_port()}", args.redis_url, run.namespace, run.work)
+    )
     url = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
+    token = bench_token(env, "bench-api")
+    headers = {"Authorization": f"Bearer {token}"}
     run.api = start_api(env, run.work / "logs")
     log(f"API starting on {url} (namespace {run.namespace}); filling meanwhile")
     settings = Settings(redis={"url": args.redis_url, "namespace": run.namespace})
@@ -926,16 +941,27 @@ def execute(run: Run, wrk: str) -> None:
     )
     result["fill"] = run_fill(settings, run.client, plan)
     result["api"] = api_server_info() | wait_api(url, run.api, 120.0)
-    icbs, indicators = gap_paths(url)
+    icbs, indicators = gap_paths(url, headers)
     rotating = [gap_path(i, k) for i in icbs for k in indicators]
     random.Random(args.seed).shuffle(rotating)
     single_icb = args.single_icb or icbs[0]
     single_ind = args.single_indicator if args.single_indicator in indicators else indicators[0]
     single = gap_path(single_icb, single_ind)
-    result["api"]["checked"] = check_paths(url, [*rotating, HEALTHZ])
+    result["api"]["checked"] = check_paths(url, [*rotating, HEALTHZ], headers)
+    result["api"]["auth"] = {
+        "token": "national, one for every connection, checked on every request",
+        "rate_limit": "lifted for the benchmark",
+    }
     result["urls"] = {"icbs": len(icbs), "indicators": indicators, "single": single}
     cfg = WrkConfig(
-        wrk, args.threads, args.connections, args.duration, args.warmup, args.timeout, args.think_ms
+        wrk,
+        args.threads,
+        args.connections,
+        args.duration,
+        args.warmup,
+        args.timeout,
+        args.think_ms,
+        token_file(run.work, token),
     )
     result["wrk"] = {
         "threads": cfg.threads,

@@ -1,8 +1,9 @@
 """Helpers shared by the benchmarks (``scripts/bench.py``, ``scripts/bench_api.py``).
 
-Machine facts, CPU time from /proc, Prometheus scrapes and histogram quantiles, and Redis
-namespace clean-up. The benchmark scripts import this module by name: ``python
-scripts/<bench>.py`` puts ``scripts/`` first on ``sys.path``.
+Machine facts, CPU time from /proc, Prometheus scrapes and histogram quantiles, Redis
+namespace clean-up, and API tokens for the API a benchmark starts. The benchmark scripts
+import this module by name: ``python scripts/<bench>.py`` puts ``scripts/`` first on
+``sys.path``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import redis
 
 # Process start-up and HTTP readiness polling live in gapwatch.devstack.processes (the
 # chaos harness uses them too); re-exported here for the benchmark scripts.
+from gapwatch.devstack.dev_tokens import bearer, issue_for_env, write_token
 from gapwatch.devstack.processes import StartupError
 from gapwatch.devstack.processes import exit_on_sigterm as exit_on_sigterm
 from gapwatch.devstack.processes import log_tail as log_tail
@@ -36,6 +38,31 @@ Json = dict[str, Any]
 Samples = list[tuple[str, dict[str, str], float]]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+UNLIMITED_RATE_ENV = {"GAPWATCH_AUTH_RATE_PER_S": "1000000", "GAPWATCH_AUTH_RATE_BURST": "1000000"}
+"""For the API a benchmark starts: it measures what one process serves, so one token's
+rate limit (20 requests a second) must not turn the load into 429s. The token is still
+checked on every request, so its cost is in the numbers."""
+
+
+def bench_api_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``isolated_env``'s environment (which holds a signing key of its own) for an API
+    under load: no per-token rate limit."""
+    return {**env, **UNLIMITED_RATE_ENV}
+
+
+def bench_token(env: Mapping[str, str], subject: str) -> str:
+    """A national token for the API started with ``env`` (never logged or printed)."""
+    return issue_for_env(env, subject=subject, ttl_s=6 * 3600)
+
+
+def bench_headers(env: Mapping[str, str], subject: str) -> dict[str, str]:
+    return bearer(bench_token(env, subject))
+
+
+def token_file(work: Path, token: str) -> Path:
+    """The token in the run directory, mode 0600, for tools that read it from a file (wrk)."""
+    return write_token(work, token)
 
 
 def wall_ms() -> int:

@@ -30,6 +30,11 @@ _TINY_AGE_CELLS = (
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+TEST_JWT_SECRET = "test-only-signing-key-0123456789abcdef-not-for-production"  # noqa: S105
+"""Every Settings built in the test run (and every process it starts) signs and checks
+API tokens with this key; tests/tokens.py issues tokens for it."""
+os.environ.setdefault("GAPWATCH_AUTH_JWT_SECRET", TEST_JWT_SECRET)
+
 
 def need(condition: bool, reason: str) -> None:
     """Skip locally when a prerequisite is missing; in CI that is a failure, so a
@@ -177,9 +182,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def clear_namespace(redis_url: str, ns: str) -> None:
-    """Delete a test namespace's keys: the counts (``gw:``) and the alerts (``gwa:``)."""
+    """Delete a test namespace's keys: the counts (``gw:``), the alerts (``gwa:``) and
+    the audit trail (``gwaudit:``)."""
     client = redis.Redis.from_url(redis_url)
-    for prefix in ("gw", "gwa"):
+    for prefix in ("gw", "gwa", "gwaudit"):
         keys = list(client.scan_iter(match=f"{prefix}:{{{ns}}}:*", count=1000))
         if keys:
             client.delete(*keys)

@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gapwatch.devstack.dev_tokens import bearer, read_token
 from gapwatch.devstack.services import isolated_env
 
 
 def stack_env(broker: str, redis_url: str, namespace: str, run_dir: Path) -> dict[str, str]:
+    """Signed with the test run's key (tests/conftest.py), so tests/tokens.py's tokens
+    work against it; ``scripts/stack up`` also leaves its own token in the run dir."""
     return isolated_env(broker, redis_url, namespace, run_dir, partitions=4)
+
+
+def stack_token(env: dict[str, str]) -> str:
+    """The national development token ``scripts/stack up`` issued for this stack."""
+    return read_token(Path(env["GAPWATCH_RUN_DIR"]))
+
+
+def stack_headers(env: dict[str, str]) -> dict[str, str]:
+    return bearer(stack_token(env))
 
 
 def fast_alerter_env(indicator: str) -> dict[str, str]:

@@ -3,11 +3,19 @@
 --   GAPWATCH_WRK_PATHS=paths.txt wrk -t2 -c50 -d30s --latency -s gap_queries.lua URL
 --   wrk ... -s gap_queries.lua URL -- paths.txt          (the same, path as an argument)
 --   wrk ... -s gap_queries.lua URL -- paths.txt 1000     (think time, mean 1000 ms)
+--   wrk ... -s gap_queries.lua URL -- paths.txt 0 token  (with an API token, see below)
 --
 -- paths.txt holds one request path per line (e.g. /v1/icbs/QOP/indicators/
 -- ed_attendance_rate?by=imd_quintile&window=28d). Every thread pre-builds its requests
 -- and walks the list from its own starting point, so the threads do not ask for the
 -- same URL at the same moment. A file with one line sends the same URL every time.
+--
+-- Every /v1 endpoint but /v1/public needs a bearer token. The third argument (or
+-- GAPWATCH_WRK_TOKEN_FILE) names a file holding one: its first line is sent as
+-- "Authorization: Bearer <token>" with every request. scripts/bench_api.py writes one
+-- for the API it starts; against the local stack, use the token `scripts/stack up` left
+-- in run/dev-token. The token is read from a file, never given on the command line
+-- (where `ps` would show it), and never printed.
 --
 -- Responses outside 200-299 are counted per status code. wrk's own "Non-2xx or 3xx
 -- responses" line counts only codes >= 400, so the script counts every non-2xx itself.
@@ -38,11 +46,33 @@ local function read_paths(args)
   return paths
 end
 
+local function read_token(args)
+  local file = args[3] or os.getenv("GAPWATCH_WRK_TOKEN_FILE")
+  if file == nil or file == "" then
+    return nil
+  end
+  local handle = io.open(file, "r")
+  if handle == nil then
+    error("cannot read the token file " .. file)
+  end
+  local token = (handle:read("*l") or ""):match("^%s*(.-)%s*$")
+  handle:close()
+  if token == "" then
+    error("no token in " .. file)
+  end
+  return token
+end
+
 function init(args)
   local paths = read_paths(args)
+  local token = read_token(args)
+  local headers = nil
+  if token ~= nil then
+    headers = { ["Authorization"] = "Bearer " .. token }
+  end
   requests = {}
   for i, path in ipairs(paths) do
-    requests[i] = wrk.format("GET", path)
+    requests[i] = wrk.format("GET", path, headers)
   end
   -- Each thread starts at its own point of the list: thread k at (k - 1) x 0.618 of
   -- the way round (the golden ratio spreads any number of threads evenly).

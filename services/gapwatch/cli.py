@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from gapwatch.core.errors import ConfigError
 from gapwatch.logging_setup import configure_logging
 from gapwatch.settings import Settings
@@ -22,6 +24,7 @@ __all__ = ["main"]
 _COMMANDS = (
     "gapwatch.ingest.command",
     "gapwatch.api.command",
+    "gapwatch.api.token_command",
     "gapwatch.publisher.command",
     "gapwatch.topics",
     "gapwatch.ingest.reconcile",
@@ -55,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args, settings)
     except ConfigError as exc:
         logging.getLogger("gapwatch").error("configuration error: %s", exc)
+        return 2
+    except ValidationError as exc:
+        # Never pydantic's own text: it quotes the input, which may hold a secret.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        logging.getLogger("gapwatch").error("configuration error: %s", problems)
         return 2
     return result
 

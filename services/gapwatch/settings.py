@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gapwatch.core.errors import ConfigError
@@ -160,6 +160,58 @@ class AlertSettings(_Section):
     host: str = "127.0.0.1"
 
 
+class AuthSettings(_Section):
+    """Bearer tokens (signed JWTs) for every /v1 endpoint but /v1/public, and the
+    API's hardening. docs/governance.md says who may see what."""
+
+    jwt_secret: SecretStr | None = None
+    """The HMAC key tokens are signed with (at least 32 bytes). Required: the API will
+    not start without it. ``GAPWATCH_AUTH_JWT_SECRET``; keep it in a secret store."""
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    issuer: str = "gapwatch"
+    audience: str = "gapwatch-api"
+    max_ttl_s: int = Field(30 * 86_400, ge=60)
+    """The longest lifetime ``gapwatch token`` issues and the API accepts (30 days)."""
+    leeway_s: int = Field(30, ge=0, le=300)
+    """Clock skew allowed between the issuer and the API when checking expiry."""
+    rate_per_s: float = Field(20.0, gt=0)
+    """Requests per second each token may make on average..."""
+    rate_burst: int = Field(200, ge=1)
+    """...with bursts up to this many (a dashboard's first load makes a dozen)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed to call the API from a browser page of their own (none: the
+    dashboard is served by the API itself, so CORS is off)."""
+    max_url_bytes: int = Field(2048, ge=256)
+    """Longest path plus query string accepted (414 beyond)."""
+    max_body_bytes: int = Field(0, ge=0)
+    """Largest request body accepted (413 beyond): every endpoint is a GET."""
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> AuthSettings:
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("auth.jwt_secret must be at least 32 bytes")
+        return self
+
+
+class AuditSettings(_Section):
+    """The append-only record of every non-public read (a Redis stream, also logged)."""
+
+    retention_days: int = Field(90, ge=1)
+    """Entries older than this are trimmed from the stream; the log lines (shipped to
+    the organisation's log store) are the long-term record."""
+    flush_interval_s: float = Field(0.2, gt=0)
+    """Entries are written in batches at most this far apart (and at shutdown)."""
+
+
+class PublisherSettings(_Section):
+    """Trust-side settings of ``gapwatch publish`` and the producer library."""
+
+    person_key_secret: SecretStr | None = None
+    """The trust's own HMAC key that turns an NHS number into ``person_key``. It stays
+    with the trust: gapwatch's worker and API never see it, so nobody outside the trust
+    can turn a key back into an NHS number by hashing candidates."""
+
+
 class RefdataSettings(_Section):
     dir: Path = Field(default_factory=default_refdata_dir)
 
@@ -178,6 +230,9 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
     alerts: AlertSettings = AlertSettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
+    publisher: PublisherSettings = PublisherSettings()
     refdata: RefdataSettings = RefdataSettings()
     schemas_dir: Path = Field(default_factory=lambda: repo_root() / "schemas")
 

@@ -14,8 +14,12 @@ from gapwatch.core.errors import TransientError
 from gapwatch.core.ports import FreshnessRow
 from gapwatch.core.windows import DAY_MS, HOUR_MS, Bucket
 from gapwatch.settings import Settings
+from tests.tokens import national_headers
 
 NOW = 20_000 * DAY_MS + 10 * HOUR_MS + 30 * 60_000  # 10:30 on a day
+NOW_S = NOW // 1000
+NATIONAL = national_headers(now_s=NOW_S)
+"""A national token valid at the apps' fixed clock (tokens are checked against it)."""
 
 
 class MemoryStore:
@@ -83,7 +87,7 @@ def client(store: MemoryStore, tiny_ref) -> TestClient:
         clock_ms=lambda: NOW,
         broker_check=lambda: True,
     )
-    return TestClient(app)
+    return TestClient(app, headers=NATIONAL)
 
 
 def profile(q: str, eth: str = "white", sex: str = "female") -> Profile:

@@ -19,7 +19,7 @@ from gapwatch.core.enrich import Profile
 from gapwatch.core.refdata import PopulationTable, ReferenceData
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.settings import Settings
-from tests.api.conftest import NOW, MemoryStore, profile
+from tests.api.conftest import NATIONAL, NOW, MemoryStore, profile
 
 Z95 = 1.959963984540054
 # People per IMD quintile in QOP (deliberately unequal, so the SII weights matter).
@@ -48,7 +48,7 @@ def ref(tiny_ref: ReferenceData) -> ReferenceData:
 @pytest.fixture()
 def api(store: MemoryStore, ref: ReferenceData) -> TestClient:
     settings = Settings(api={"sii_repetitions": 20_000, "versions_max_age_ms": 0})
-    return TestClient(create_app(settings, store, ref, clock_ms=lambda: NOW))
+    return TestClient(create_app(settings, store, ref, clock_ms=lambda: NOW), headers=NATIONAL)
 
 
 def _arrive(store: MemoryStore) -> None:
@@ -239,7 +239,8 @@ def test_a_worse_area_is_flagged_against_england(store, tiny_ref):
             NOW - HOUR_MS, Profile("QHL", "1", "1", "white", "18-39", "female", ()), ("ed_arrival",)
         )
     api = TestClient(
-        create_app(Settings(api={"versions_max_age_ms": 0}), store, ref, clock_ms=lambda: NOW)
+        create_app(Settings(api={"versions_max_age_ms": 0}), store, ref, clock_ms=lambda: NOW),
+        headers=NATIONAL,
     )
     body = api.get("/v1/icbs/QOP/indicators/ed_attendance_rate?window=24h").json()
     assert body["benchmark"]["significance"].startswith("High")

@@ -155,7 +155,11 @@ def test_nothing_is_loaded_from_elsewhere(client):
     assert page.urls and all(u.startswith(("/", "#")) for u in page.urls), page.urls
     script = (STATIC_DIR / "app.js").read_text()
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", script)
-    assert "EventSource(" in script and "/v1/alerts/stream" in script
+    # The alert stream is read with fetch() (EventSource cannot send a token), and the
+    # token goes in a header, never the URL.
+    assert "new EventSource(" not in script and "/v1/alerts/stream" in script
+    assert '"text/event-stream"' in script and "Authorization" in script
+    assert "access_token=" not in script and "?token=" not in script
 
 
 def test_the_static_files_are_package_data():

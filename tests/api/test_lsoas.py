@@ -12,7 +12,7 @@ from gapwatch.core.enrich import Profile
 from gapwatch.core.refdata import Area, LsoaPopulation, ReferenceData
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.settings import Settings
-from tests.api.conftest import NOW, MemoryStore
+from tests.api.conftest import NATIONAL, NOW, MemoryStore
 from tests.conftest import tiny_reference_data
 
 TRAFFORD, MANCHESTER = "E08000009", "E08000003"
@@ -78,7 +78,7 @@ def lsoa_client(store: MemoryStore) -> TestClient:
         clock_ms=lambda: NOW,
         broker_check=lambda: True,
     )
-    return TestClient(app)
+    return TestClient(app, headers=NATIONAL)
 
 
 @pytest.fixture()

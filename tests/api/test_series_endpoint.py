@@ -19,6 +19,7 @@ from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.settings import Settings
 from tests.api.conftest import MemoryStore
 from tests.reference.nhsrplotthedots import ptd_spc
+from tests.tokens import national_headers
 
 TODAY = 20_400 * DAY_MS
 NOW = TODAY + 9 * HOUR_MS
@@ -62,7 +63,7 @@ class Days:
 def _client(ref: ReferenceData, seed: int) -> TestClient:
     settings = Settings(alerts={"lateness_s": 3600})
     app = create_app(settings, MemoryStore(), ref, clock_ms=lambda: NOW, days=Days(seed))
-    return TestClient(app)
+    return TestClient(app, headers=national_headers(now_s=NOW // 1000))
 
 
 def _close(a: float, b: float) -> bool:

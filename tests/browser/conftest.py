@@ -7,6 +7,11 @@ The alerter is configured as in ``tests/e2e/test_widening_alert.py`` (one indica
 breakdown, no lateness, a 1 s loop) so the widening scenario raises its alert within the
 module's time budget. Screenshots go to ``artifacts/screenshots/<test>.png`` and timing
 numbers to ``artifacts/browser-timings.json``.
+
+The page is opened as ``scripts/stack up`` prints it: with the stack's national token in
+the URL fragment (``/#token=...``); the page keeps it in sessionStorage, so later loads in
+the same tab go without it. The tests' own API calls use tokens of their own (each token
+has its own rate limit, and the page's polling is not the tests' to spend).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import pytest
 from gapwatch.settings import repo_root
 from tests.conftest import clear_namespace, need
 from tests.e2e.conftest import stack_logs
-from tests.stackenv import fast_alerter_env, stack_env
+from tests.stackenv import fast_alerter_env, stack_env, stack_token
+from tests.tokens import national_headers
 
 ROOT = repo_root()
 CHROMIUM = Path(os.environ.get("GAPWATCH_CHROMIUM", "/usr/bin/chromium"))
@@ -240,6 +246,13 @@ class LiveStack:
     """Events delivered to the topic so far; the worker has caught up when it has
     accounted for as many (counted, duplicate or dead-lettered)."""
     widened: bool = False
+    headers: dict[str, str] = field(default_factory=lambda: national_headers(ttl_s=4 * 3600))
+    """The tests' own national token (signed with the test run's key, as the stack is)."""
+
+    @property
+    def token(self) -> str:
+        """The national development token ``scripts/stack up`` printed: the page's."""
+        return stack_token(self.env)
 
     @property
     def api(self) -> str:
@@ -251,7 +264,7 @@ class LiveStack:
         return f"{self.api}{path}" + (f"?{urlencode(query)}" if query else "")
 
     def get_json(self, path: str, **query: str) -> Any:
-        response = httpx.get(self.url(path, **query), timeout=10)
+        response = httpx.get(self.url(path, **query), headers=self.headers, timeout=10)
         response.raise_for_status()
         return response.json()
 
@@ -355,9 +368,20 @@ def stack(
 READY_TIMEOUT_MS = 20_000
 
 
-def open_dashboard(page: Any, log: PageLog, stack: LiveStack, **query: str) -> None:
-    """Go to the dashboard with this view and wait for its first full render."""
-    page.goto(stack.url("/", **query), wait_until="commit")
+def open_dashboard(
+    page: Any, log: PageLog, stack: LiveStack, *, token: str | None = None, **query: str
+) -> None:
+    """Go to the dashboard with this view and wait for its first full render. A page that
+    has not been on the dashboard yet (or is given ``token``) gets the token in the URL
+    fragment, as ``stack up`` prints it; later loads use the one the tab kept."""
+    url = stack.url("/", **query)
+    on_dashboard = page.url.startswith(stack.api + "/")
+    if token is not None or not on_dashboard:
+        if on_dashboard:
+            # Only the fragment would differ: a same-document navigation, not a load.
+            page.goto("about:blank")
+        url += f"#token={token or stack.token}"
+    page.goto(url, wait_until="commit")
     wait_ready(page, log)
 
 

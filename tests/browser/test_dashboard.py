@@ -2,13 +2,17 @@
 the live stack: it loads within a second with every part of the view, follows new events
 without a reload, shows an alert as the alerter raises it (server-sent events), switches
 view from the keyboard, exports what it shows as CSV, and can be used without a mouse or
-colour vision. Each test leaves a full-page screenshot in artifacts/screenshots/ and its
-numbers in artifacts/browser-timings.json."""
+colour vision. It signs in with the token ``stack up`` prints (in the URL fragment, then
+gone from the address bar), asks for a token when it has none or the API refuses one,
+shows an ICB token only its ICBs, and says why when a token may not see a view. Each
+test leaves a full-page screenshot in artifacts/screenshots/ and its numbers in
+artifacts/browser-timings.json."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from gapwatch.devstack.dev_tokens import dashboard_url
 from gapwatch.settings import repo_root
 from tests.browser.conftest import (
     ALERT_INDICATOR,
@@ -34,6 +39,7 @@ from tests.browser.conftest import (
     wait_ready,
     wait_until,
 )
+from tests.tokens import bearer, national_headers, token
 
 pytestmark = pytest.mark.integration
 
@@ -307,7 +313,8 @@ def test_new_events_reach_the_screen_without_a_reload_and_it_polls_at_most_once_
     stop = threading.Event()
 
     def poll_api() -> None:
-        with httpx.Client(timeout=5) as client:
+        # A token of its own: 20 requests a second would spend another token's rate limit.
+        with httpx.Client(headers=national_headers(), timeout=5) as client:
             path = f"/v1/icbs/QOP/indicators/{VIEW['indicator']}"
             url = stack.url(path, by=VIEW["by"], window=VIEW["window"])
             while not stop.is_set():
@@ -487,8 +494,9 @@ def test_the_csv_download_holds_what_the_table_shows(
     print(f"\n[download] {saved}")
     text = saved.read_text(encoding="utf-8-sig")
     assert saved.suffix == ".csv", download.suggested_filename
-    served = httpx.get(view["download"]["href"], timeout=10)
+    served = httpx.get(view["download"]["href"], headers=stack.headers, timeout=10)
     assert served.headers["content-type"].startswith("text/csv"), served.headers
+    assert served.headers.get("x-disclosure-control") == "applied", served.headers
     table = list(csv.reader(io.StringIO(text)))
     header = [h.strip().lower() for h in table[0]]
     records = [dict(zip(header, row, strict=False)) for row in table[1:] if row]
@@ -511,16 +519,57 @@ def test_the_csv_download_holds_what_the_table_shows(
             lambda r, g=row["group"]: r[group_column] == g and not in_england(r),
             f"group {row['group']}",
         )
-        assert same_number(record["numerator"], row["numerator"]), (record, row)
-        assert same_number(record["value"], row["value"]), (record, row)
+        assert controlled_same(record, row["numerator"], row["value"]), (record, row)
     total = find(
         lambda r: r[group_column].strip().lower() in ("all", "total") and not in_england(r),
         "the ICB total row",
     )
-    assert same_number(total["numerator"], view["totalNumerator"]), total
-    assert same_number(total["value"], view["totalValue"]), total
+    assert controlled_same(total, view["totalNumerator"], view["totalValue"]), total
     england = find(in_england, "the England row")
-    assert same_number(england["value"], view["englandValue"]), england
+    assert england.get("disclosure_control") == "not needed (national)", england
+    assert close_number(england["value"], view["englandValue"]), england
+
+
+TICK_SLACK = 0.002
+"""The page's answer and the export may fall in consecutive elapsed-time steps
+(answers.tick_for: a thousandth of the window), so a rate may differ by about 0.1%."""
+
+
+def controlled_same(record: dict[str, str], numerator: str | None, value: str | None) -> bool:
+    """A CSV row holds what the page shows an authorised user, after the export's
+    disclosure control (its ``disclosure_control`` column; routes/export.py): the count
+    rounded to 5, or ``*`` with no value when suppressed (a count of 1 to 7, or a larger
+    one hidden to protect it), and the value computed from the rounded count, i.e. the
+    page's value scaled by rounded / exact count (same population, same time)."""
+    control = record.get("disclosure_control", "").strip()
+    shown_n = number(numerator)
+    if shown_n is None:
+        return False
+    if control == "suppressed":
+        return record["numerator"].strip() == "*" and not record["value"].strip() and shown_n > 0
+    published = number(record["numerator"])
+    if control != "rounded to 5" or published is None or 1 <= shown_n <= 7:
+        return False
+    if published != 5 * round(shown_n / 5):  # n/5 never ends in .5: no tie to break
+        return False
+    shown_v = number(value)
+    if shown_v is None or not record["value"].strip():
+        return shown_v is None and not record["value"].strip()
+    scale = published / shown_n if shown_n else 1.0
+    expected = shown_v * scale
+    tolerance = 0.5 * 10 ** -decimals(value or "") * scale + TICK_SLACK * abs(expected)
+    return abs(float(record["value"]) - expected) <= tolerance + 1e-9
+
+
+def close_number(cell: str, shown: str | None) -> bool:
+    """``same_number`` give or take one elapsed-time step (``TICK_SLACK``)."""
+    if same_number(cell, shown):
+        return True
+    expected = number(shown)
+    if expected is None or not cell.strip():
+        return False
+    tolerance = 0.5 * 10 ** -decimals(shown or "") + TICK_SLACK * abs(expected)
+    return abs(float(cell) - expected) <= tolerance
 
 
 def same_number(cell: str, shown: str | None) -> bool:
@@ -641,3 +690,177 @@ def test_the_dashboard_reads_on_a_wall_screen(
         page.screenshot(path=str(SCREENSHOTS / "wall_screen_1920x1080_large_text.png"))
     finally:
         context.close()
+
+
+# -- tokens ---------------------------------------------------------------------------
+
+SESSION_TOKEN_JS = "() => sessionStorage.getItem('gapwatch.token')"  # noqa: S105  # a script
+ICB_OPTIONS_JS = "() => [...document.querySelectorAll('#icb-select option')].map((o) => o.value)"
+
+
+def api_requests(log: PageLog) -> list[str]:
+    return [u for _, _, u in log.requests if urlparse(u).path.startswith("/v1/")]
+
+
+def test_the_printed_dashboard_link_signs_in_and_leaves_the_address_bar_clean(
+    stack: LiveStack, page: Any, page_log: PageLog, timings: Timings
+) -> None:
+    link = dashboard_url(stack.api, stack.token)  # exactly what `scripts/stack up` prints
+    entries = page.evaluate("() => history.length")  # the new tab's about:blank
+    with page.expect_request("**/v1/alerts/stream") as stream_request:
+        page.goto(link, wait_until="commit")
+        wait_ready(page, page_log)
+    ready_ms = round(page.evaluate("window.__gw.ready"), 1)
+    wait_for_query(page, "icb", "QOP")  # the default view, written into the URL
+    assert "#" not in page.url and stack.token not in page.url, page.url
+    # One entry for the link, since rewritten without the token (page.url is that entry).
+    assert page.evaluate("() => history.length") == entries + 1, "the token link is in history"
+    assert page.evaluate(SESSION_TOKEN_JS) == stack.token
+    assert len(page.evaluate(ICB_OPTIONS_JS)) == 42
+    assert page.locator("#signin").is_hidden() and page.locator("#main").is_visible()
+    assert "national" in (page.text_content("#session-info") or "")
+    # The stream is read with fetch(), so it carries the token as every request does.
+    headers = stream_request.value.all_headers()
+    assert headers.get("authorization") == f"Bearer {stack.token}"
+    assert headers.get("accept") == "text/event-stream"
+    page.locator("#alerts-status").filter(has_text="live").wait_for(timeout=10_000)
+    assert not any(stack.token in u for u in api_requests(page_log)), "a token in a URL"
+    # A reload (the fragment is gone) signs in from the tab's sessionStorage.
+    page.reload(wait_until="commit")
+    wait_ready(page, page_log)
+    assert page.locator("#signin").is_hidden()
+    timings.record("token_link", ready_ms=ready_ms)
+
+
+def test_without_a_token_the_page_asks_for_one_and_loads_once_given_one(
+    stack: LiveStack, page: Any, page_log: PageLog
+) -> None:
+    page.goto(stack.url("/", **VIEW), wait_until="commit")
+    form = page.locator("#signin")
+    form.wait_for(state="visible")
+    field = page.get_by_label("API token", exact=True)
+    assert field.get_attribute("type") == "password"
+    assert field.evaluate("(e) => e === document.activeElement"), "the token field has no focus"
+    assert "Paste an API token" in (page.text_content("#signin-message") or "")
+    assert page.locator("#main").is_hidden()
+    assert api_requests(page_log) == [], "the page called the API without a token"
+
+    # An expired token: the API refuses it (one request, not one per panel), and the
+    # form says why.
+    two_hours_ago = int(time.time()) - 2 * 3600
+    field.fill(token("national", now_s=two_hours_ago, ttl_s=3600))
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("#signin-message").filter(has_text="expired").wait_for()
+    page.wait_for_timeout(300)  # anything else it would send, sent by now
+    assert len(api_requests(page_log)) == 1, api_requests(page_log)
+    assert form.is_visible() and page.locator("#main").is_hidden()
+    assert field.get_attribute("aria-invalid") == "true"
+    assert page.evaluate(SESSION_TOKEN_JS) is None
+
+    # Not a token at all: said at once, without asking the API.
+    asked = len(api_requests(page_log))
+    field.fill("my password")
+    field.press("Enter")
+    page.locator("#signin-message").filter(has_text="not a token").wait_for()
+    assert len(api_requests(page_log)) == asked
+
+    # A valid token, pasted as a header value: the dashboard loads in place.
+    field.fill(f"Bearer {stack.token}")
+    field.press("Enter")
+    wait_ready(page, page_log)
+    page.locator("#main").wait_for(state="visible")
+    assert form.is_hidden()
+    assert page.evaluate(SESSION_TOKEN_JS) == stack.token
+    assert len(page.evaluate(ICB_OPTIONS_JS)) == 42
+    page.locator("#alerts-status").filter(has_text="live").wait_for(timeout=10_000)
+    total = (page.text_content("#total-numerator") or "").strip()
+    assert total.isdigit(), total
+
+    # Signing out forgets the token and shows nothing of the view.
+    page.get_by_role("button", name="Sign out").click()
+    form.wait_for(state="visible")
+    assert page.evaluate(SESSION_TOKEN_JS) is None
+    assert page.locator("#main").is_hidden()
+
+
+def test_an_icb_token_sees_only_its_own_icb(stack: LiveStack, page: Any, page_log: PageLog) -> None:
+    qop = token("icb", icbs=("QOP",), subject="analyst@qop.nhs.uk")
+    # Asked for another ICB, the page falls back to the one the token may see.
+    open_dashboard(page, page_log, stack, token=qop, **{**VIEW, "icb": "QHL"})
+    wait_for_query(page, "icb", "QOP")
+    assert page.evaluate(ICB_OPTIONS_JS) == ["QOP"]
+    assert page.locator("#icb-select").input_value() == "QOP"
+    answer = httpx.get(
+        stack.url("/v1/icbs/QOP/indicators/ed_attendance_rate", by="imd_quintile", window="24h"),
+        headers=bearer(qop),
+        timeout=10,
+    ).json()
+    page.wait_for_function(
+        "(n) => document.querySelector('#total-numerator').textContent.trim() === String(n)",
+        arg=answer["total"]["numerator"],
+    )
+    assert page.locator("#values-error").is_hidden()
+    assert "ICB token for QOP" in (page.text_content("#session-info") or "")
+    page.locator("#alerts-status").filter(has_text="live").wait_for(timeout=10_000)
+
+
+def test_a_token_that_may_not_see_a_view_shows_the_apis_reason(
+    stack: LiveStack, page: Any, page_log: PageLog
+) -> None:
+    trust = token("trust", trusts=("R0A",), subject="feeds@r0a.nhs.uk")
+    url = stack.url("/v1/icbs/QOP/indicators/ed_attendance_rate", by="imd_quintile", window="24h")
+    refused = httpx.get(url, headers=bearer(trust), timeout=10)
+    assert refused.status_code == 403
+    reason = refused.json()["detail"]
+    open_dashboard(page, page_log, stack, token=trust, **VIEW)
+    box = page.locator("#values-error")
+    box.filter(has_text=reason).wait_for()
+    assert box.get_attribute("role") == "alert"
+    assert page.locator("#signin").is_hidden(), "a 403 is not a sign-in problem"
+
+
+def test_the_alert_stream_reconnects_with_the_last_event_id(
+    stack: LiveStack, page: Any, page_log: PageLog
+) -> None:
+    """The first stream is a canned one that ends after one event (id 7-0, retry 200 ms);
+    the page must show the event, then reconnect with Last-Event-ID: 7-0 and the token."""
+    now = datetime.now().astimezone().isoformat()
+    alert: dict[str, Any] = {
+        "id": "gap:QOP:canned:imd_quintile:difference",
+        "kind": "gap",
+        "state": "firing",
+        "change": "new",
+        "summary": "A canned alert from the test's stream",
+        "rule": "test",
+        "icb": "QOP",
+        "indicator": "ed_attendance_rate",
+        "breakdown": "imd_quintile",
+        "measure": "difference",
+        "trust": None,
+        "starts_at": now,
+        "ends_at": None,
+        "updated_at": now,
+        "labels": {},
+        "annotations": {},
+        "detail": {},
+    }
+    seen: list[dict[str, str]] = []
+
+    def handle(route: Any) -> None:
+        seen.append(route.request.headers)
+        if len(seen) > 1:
+            route.continue_()
+            return
+        # CRLF line ends, a comment and the retry field, as the standard allows.
+        event = f"id: 7-0\r\nevent: new\r\ndata: {json.dumps(alert)}\r\n\r\n"
+        body = f"retry: 200\r\n\r\n: hello\r\n{event}"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    page.route("**/v1/alerts/stream", handle)
+    open_dashboard(page, page_log, stack, **VIEW)
+    page.locator(f'#alerts-list li[data-alert-id="{alert["id"]}"]').wait_for(state="attached")
+    wait_until("the reconnection", lambda: len(seen) >= 2, 10)
+    assert "last-event-id" not in seen[0]
+    assert seen[1].get("last-event-id") == "7-0"
+    assert all(h.get("authorization") == f"Bearer {stack.token}" for h in seen)
+    page.locator("#alerts-status").filter(has_text="live").wait_for(timeout=10_000)

@@ -1,6 +1,8 @@
 """The whole path with real parts, driven from outside like a trust and an analyst:
 ``scripts/stack up`` -> a hand-built Avro producer (not gapwatch's library) -> Tansu ->
-faust ingest -> Redis -> HTTP API, and the dead-letter topic read back."""
+faust ingest -> Redis -> HTTP API (with the token ``stack up`` issued), and the
+dead-letter topic read back. And ``stack up`` without a signing key: it makes one, keeps
+it private and prints a national token and a dashboard URL that work."""
 
 from __future__ import annotations
 
@@ -19,10 +21,15 @@ import fastavro
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from pydantic import SecretStr
 
 from gapwatch.adapters.refdata_files import load_reference_data
-from gapwatch.settings import repo_root
+from gapwatch.adapters.tokens import verify_token
+from gapwatch.settings import AuthSettings, repo_root
 from tests.conftest import need
+from tests.e2e.conftest import stack_logs
+from tests.stackenv import stack_env, stack_headers
+from tests.tokens import bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +106,7 @@ def test_counts_reach_the_api_exactly_and_bad_messages_reach_the_dlq(stack, qop_
 
     api = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
     numerators: dict[str, int] = {}
-    with httpx.Client(base_url=api, timeout=5) as client:
+    with httpx.Client(base_url=api, headers=stack_headers(env), timeout=5) as client:
         while time.monotonic() - sent_at < 10:
             body = client.get(
                 "/v1/icbs/QOP/indicators/ed_attendance_rate",
@@ -150,6 +157,62 @@ def test_counts_reach_the_api_exactly_and_bad_messages_reach_the_dlq(stack, qop_
     assert reconcile.returncode == 0, reconcile.stderr
     _promtool_accepts(worker_metrics)
     _promtool_accepts(api_metrics)
+
+
+def test_stack_up_without_a_key_makes_one_and_prints_a_working_dashboard_token(
+    broker: str, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    env = stack_env(broker, redis_url, namespace, tmp_path)
+    del env["GAPWATCH_AUTH_JWT_SECRET"]
+    command = [str(ROOT / "scripts" / "stack")]
+    api = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
+    key_file, token_file = tmp_path / "signing-key", tmp_path / "dev-token"
+    started = time.monotonic()
+    up = subprocess.run([*command, "up"], env=env, capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{stack_logs(tmp_path)}"
+        up_s = time.monotonic() - started
+        for path in (key_file, token_file):
+            assert path.stat().st_mode & 0o777 == 0o600, f"{path} is not private"
+        key = key_file.read_text().strip()
+        dev_token = token_file.read_text().strip()
+        assert len(key) >= 32
+        lines = up.stdout.splitlines()
+        assert dev_token in lines, up.stdout
+        assert f"dashboard {api}/#token={dev_token}" in lines, up.stdout
+        for text in (up.stdout, up.stderr, stack_logs(tmp_path)):
+            assert key not in text
+        principal = verify_token(
+            AuthSettings(jwt_secret=SecretStr(key)), dev_token, int(time.time())
+        )
+        assert principal.role == "national"
+        assert 12 * 3600 - 60 <= principal.expires_at_s - time.time() <= 12 * 3600
+
+        with httpx.Client(base_url=api, timeout=5) as client:
+            assert client.get("/v1/icbs").status_code == 401
+            assert client.get("/v1/icbs", headers=bearer(token())).status_code == 401  # test key
+            icbs = client.get("/v1/icbs", headers=bearer(dev_token))
+            assert icbs.status_code == 200 and len(icbs.json()) == 42
+            assert client.get("/").status_code == 200  # the dashboard page needs no token
+
+        # Up again while it runs: the same key, a fresh token, and the old one still works.
+        again = subprocess.run(
+            [*command, "up"], env=env, capture_output=True, text=True, timeout=180
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "re-attached" in again.stdout and "warning" not in again.stderr
+        assert key_file.read_text().strip() == key
+        second = token_file.read_text().strip()
+        assert second != dev_token
+        with httpx.Client(base_url=api, timeout=5) as client:
+            for t in (dev_token, second):
+                assert client.get("/v1/indicators", headers=bearer(t)).status_code == 200
+        assert dev_token not in stack_logs(tmp_path) and second not in stack_logs(tmp_path)
+        print(f"stack up without a key: {up_s:.1f} s")
+    finally:
+        subprocess.run([*command, "down"], env=env, timeout=60, capture_output=True)
+    assert not token_file.exists(), "the token outlived the stack"
+    assert key_file.read_text().strip() == key, "the key must survive `down` for the next `up`"
 
 
 def _malformed(event_schema: Any, now: int) -> list[tuple[bytes, str]]:

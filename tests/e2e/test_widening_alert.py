@@ -1,8 +1,8 @@
 """The widening-gap scenario end to end: `gapwatch publish --scenario widening_gap`
 through Kafka, the ingest worker and Redis to the alerter, which raises exactly the
-expected alerts and delivers them over SSE (the API), to a webhook receiver, on its
-/metrics, and to a real Alertmanager (Debian's prometheus-alertmanager), grouped and
-labelled by ICB and indicator."""
+expected alerts and delivers them over SSE (the API, with the token ``stack up`` issued),
+to a webhook receiver, on its /metrics, and to a real Alertmanager (Debian's
+prometheus-alertmanager), grouped and labelled by ICB and indicator."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from gapwatch.devstack.alertmanager import alertmanager_binary, start_alertmanag
 from gapwatch.settings import repo_root
 from tests.conftest import need
 from tests.e2e.conftest import stack_logs
-from tests.stackenv import fast_alerter_env, stack_env
+from tests.stackenv import fast_alerter_env, stack_env, stack_headers
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,9 @@ def alertmanager() -> Iterator[str]:
     handle.stop()
 
 
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  # local URL
+def _get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  # local URL
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # local URL
         return json.loads(response.read())
 
 
@@ -128,11 +129,14 @@ def test_a_widening_gap_reaches_every_channel(
         assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{stack_logs(tmp_path)}"
         api = f"http://127.0.0.1:{env['GAPWATCH_API_PORT']}"
         alerter = f"http://127.0.0.1:{env['GAPWATCH_ALERTS_PORT']}"
+        headers = stack_headers(env)
         listening = threading.Event()
 
         def listen() -> None:
             try:
-                with httpx.stream("GET", f"{api}/v1/alerts/stream", timeout=300) as response:
+                url = f"{api}/v1/alerts/stream"
+                with httpx.stream("GET", url, headers=headers, timeout=300) as response:
+                    assert response.status_code == 200, response.read()
                     listening.set()
                     change = ""
                     for line in response.iter_lines():
@@ -167,7 +171,7 @@ def test_a_widening_gap_reaches_every_channel(
         time.sleep(3)  # anything else would have been decided by now
         assert firing_over_sse() == EXPECTED, sse
         assert {a["id"] for change, a in sse if change == "new"} == EXPECTED
-        listed = _get_json(f"{api}/v1/alerts?state=firing")
+        listed = _get_json(f"{api}/v1/alerts?state=firing", headers)
         assert {a["id"] for a in listed} == EXPECTED
         latest = next(a for a in listed if a["measure"] == "difference")
         assert latest["detail"]["evidence"][-1]["point_type"] == "special_cause_concern"

@@ -25,6 +25,7 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.devstack.services import free_port
 from gapwatch.settings import Settings
+from tests.tokens import national_headers
 
 pytestmark = pytest.mark.integration
 
@@ -240,7 +241,9 @@ def test_the_api_lists_streams_and_charts_what_the_alerter_decided(
         on_shutdown=close_api_clients,
     )
     received: list[tuple[str, dict[str, Any]]] = []
-    with _Server(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+    # Issued at the app's clock (NOW, 10:00 today), which may be hours behind the wall's.
+    headers = national_headers(now_s=NOW // 1000)
+    with _Server(app) as base, httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         # Subscribe first, then let the alerter decide: the change arrives over SSE.
         ready = threading.Event()
 

@@ -24,6 +24,7 @@ from gapwatch.ingest.dedup import SeenIds
 from gapwatch.ingest.processor import ChunkProcessor, InMessage
 from gapwatch.ingest.sink import IngestSink
 from gapwatch.settings import Settings
+from tests.tokens import national_headers
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +152,9 @@ def test_the_lsoa_endpoint_reads_real_redis(redis_url, namespace, codec, tiny_re
         ref,
         clock_ms=lambda: NOW,
     )
-    with TestClient(app) as client:
+    # Issued at the app's clock: NOW was read when the module was imported, maybe minutes
+    # before this test runs, and a token from the app's future is refused.
+    with TestClient(app, headers=national_headers(now_s=NOW // 1000)) as client:
         body = client.get("/v1/icbs/QOP/lsoas?window=7d&limit=200").json()
     top = body["lsoas"][0]
     assert (top["lsoa"], top["numerator"], top["numerator_display"]) == ("E01000101", 10, "10")

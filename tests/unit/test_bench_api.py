@@ -336,6 +336,56 @@ def test_lua_script_think_time_paces_each_connection(tiny_server: str, tmp_path:
     assert 1 <= bench_api.parse_wrk(done.stdout)["requests"] <= 40
 
 
+@pytest.fixture
+def token_server() -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP/1.1 server answering 200 only with ``Authorization: Bearer t0k.en.x``
+    (401 otherwise); the Authorization values it saw."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    refused = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno"
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readline():
+            auth = b""
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"authorization:"):
+                    auth = line.split(b":", 1)[1].strip()
+            seen.append(auth)
+            writer.write(ok if auth == b"Bearer t0k.en.x" else refused)
+            await writer.drain()
+        writer.close()
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+    port = server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}", seen
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    server.close()
+    loop.close()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_lua_script_sends_the_token_from_its_file(
+    token_server: tuple[str, list[bytes]], tmp_path: Path
+) -> None:
+    url, seen = token_server
+    paths, token = tmp_path / "paths", tmp_path / "token"
+    paths.write_text("/v1/a\n/v1/b\n")
+    token.write_text("t0k.en.x\n")
+    cfg = bench_api.WrkConfig("wrk", 1, 2, 1, 0, 5, token_file=token)
+    argv = cfg.argv(url, paths, 1)
+    assert "t0k.en.x" not in " ".join(argv), "the token must not be on the command line"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    out = bench_api.parse_wrk(done.stdout)
+    assert out["script"]["responses"] > 10 and out["script"]["non_2xx"] == 0
+    assert set(seen) == {b"Bearer t0k.en.x"}
+    assert "t0k.en.x" not in done.stdout + done.stderr
+
+
 def test_noisy_when_others_use_the_cpu_or_hold_redis() -> None:
     quiet = {"cpu_utilisation": {"other": 0.05}, "redis_ping_ms": {"max": 0.4}}
     assert not bench_api.is_noisy(quiet)

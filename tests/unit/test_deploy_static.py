@@ -12,7 +12,9 @@ honest by reading them against the code itself:
 - ingest replicas never exceed the topic's partitions; `topics create` and `refdata check`
   succeed before the services that need them start;
 - Prometheus scrapes every metrics port; every Deployment container has resources and
-  probes; pods run as the image's non-root user; the kustomization lists every manifest.
+  probes; pods run as the image's non-root user; the kustomization lists every manifest;
+- the API's token signing key comes from a Secret (k8s) or the host's environment
+  (compose), never from a value in these files, and only the API gets it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ COMMAND_MODULES = {
     "dlq": "gapwatch.ingest.dlq",
     "ingest": "gapwatch.ingest.command",
     "api": "gapwatch.api.command",
+    "token": "gapwatch.api.token_command",
     "publish": "gapwatch.publisher.command",
     "refdata": "gapwatch.refdata.command",
     "spc": "gapwatch.spc_command",
@@ -265,12 +268,19 @@ def compose_value(value: Any) -> str:
     return re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", str(value))
 
 
+# ${NAME}, ${NAME:?message} or ${NAME?message} as the whole value: taken from the host's
+# environment (or an untracked .env) when compose runs, like a k8s Secret reference.
+HOST_ENV = re.compile(r"^\$\{(\w+)(?::?\?[^}]*)?\}$")
+
+
 def compose_environment(service: dict[str, Any]) -> dict[str, str | None]:
     assert "env_file" not in service, "env_file hides settings from these checks"
     env = service.get("environment", {}) or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
-    return {k: None if v is None else compose_value(v) for k, v in env.items()}
+    return {
+        k: None if v is None or HOST_ENV.match(str(v)) else compose_value(v) for k, v in env.items()
+    }
 
 
 def is_gapwatch_service(service: dict[str, Any]) -> bool:
@@ -875,3 +885,31 @@ def test_k8s_references_resolve() -> None:
         assert target in deployments, f"{file}: no Deployment {target}"
         assert "replicas" not in deployments[target]["spec"], f"{target}: the HPA owns replicas"
         assert hpa["apiVersion"] == "autoscaling/v2"
+
+
+# --- tests: the token signing key ----------------------------------------------------------
+
+SIGNING_KEY = "GAPWATCH_AUTH_JWT_SECRET"
+
+
+def test_the_api_gets_its_signing_key_from_a_secret_and_nothing_else_gets_it() -> None:
+    apis = [c for c in CONTAINERS if c.role == "api" and not c.init]
+    assert {c.source for c in apis} == {"compose", "k8s"}, "an API is missing somewhere"
+    for c in apis:
+        assert SIGNING_KEY in c.declared, f"{c.where}: the API will not start without {SIGNING_KEY}"
+        assert c.declared[SIGNING_KEY] is None, f"{c.where}: {SIGNING_KEY} must not be a value"
+        if c.source == "compose":
+            raw = str(c.spec["environment"][SIGNING_KEY])
+            # ":?": compose stops with this message instead of starting an API that cannot.
+            assert re.fullmatch(r"\$\{" + SIGNING_KEY + r":\?[^}]+\}", raw), raw
+        else:
+            refs = [e for e in c.spec.get("env", []) if e["name"] == SIGNING_KEY]
+            assert len(refs) == 1 and "secretKeyRef" in refs[0].get("valueFrom", {}), c.where
+            assert not refs[0]["valueFrom"]["secretKeyRef"].get("optional", False), c.where
+    others = [c for c in CONTAINERS if c not in apis]
+    holding = [c.where for c in others if SIGNING_KEY in c.declared]
+    assert not holding, f"only the API signs and checks tokens: {holding}"
+    for data in configmaps().values():
+        assert SIGNING_KEY not in data, "a key in a ConfigMap is readable by anyone who lists it"
+    secrets = [f for f, _ in k8s_of_kind("Secret")]
+    assert not secrets, f"no Secret (so no key) belongs in the repository: {secrets}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from gapwatch.alerting.gap_book import GapBook
 from gapwatch.core.alert_events import AlertEvent
@@ -53,11 +54,15 @@ class ChartPlan:
         return self.starts[-1] + PERIOD_MS[self.period]
 
 
+_ADJECTIVE: Final[dict[str, str]] = {"day": "daily", "week": "weekly"}
+
+
 def method_name(options: SpcOptions, period: Period) -> str:
     screening = "moving ranges screened at 3.267" if options.screen_outliers else "no screening"
     fixed = f"; limits fixed after {options.fix_after} points" if options.fix_after else ""
     return (
-        f"NHS Making Data Count XmR (NHSRplotthedots 0.2.2), {period}ly gap; two-in-three: "
+        f"NHS Making Data Count XmR (NHSRplotthedots 0.2.2), {_ADJECTIVE[period]} gap; "
+        "two-in-three: "
         f"{options.two_in_three}; run/trend length {options.run_length}; {screening}{fixed}"
     )
 

@@ -13,10 +13,14 @@ class SeriesPointOut(BaseModel):
     period_start: str
     value: float
     mean: float
-    lpl: float = Field(description="lower process limit: mean - 2.66 x mean moving range")
-    upl: float = Field(description="upper process limit: mean + 2.66 x mean moving range")
-    lower_2sigma: float
-    upper_2sigma: float
+    lpl: float | None = Field(
+        description="lower process limit: mean - 2.66 x mean moving range; null when the "
+        "limits cannot be computed (every moving range screened out, as NHSRplotthedots "
+        "gives NaN for a perfectly flat series)"
+    )
+    upl: float | None = Field(description="upper process limit: mean + 2.66 x mean moving range")
+    lower_2sigma: float | None
+    upper_2sigma: float | None
     point_type: str = Field(
         description="common_cause, special_cause_improvement, special_cause_concern, "
         "special_cause_neutral_high or special_cause_neutral_low (NHSRplotthedots)"

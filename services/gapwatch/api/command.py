@@ -25,6 +25,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from gapwatch.adapters.alert_store import AlertStore
+    from gapwatch.adapters.audit_log import AuditLog
+    from gapwatch.adapters.dead_letter_reader import DeadLetterReader
     from gapwatch.adapters.kafka_admin import broker_answers
     from gapwatch.adapters.redis_store import RedisStore
     from gapwatch.adapters.refdata_files import load_reference_data
@@ -39,9 +41,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     # Longer than the SSE stream's 1 s blocking read.
     alert_store = AlertStore.from_url(settings.redis.url, settings.redis.namespace, timeout_s=5.0)
 
+    audit = AuditLog.from_url(
+        settings.redis.url, settings.redis.namespace, settings.audit.retention_days
+    )
+
     async def close() -> None:
         await store.close()
         await alert_store.close()
+        await audit.close()
 
     app = create_app(
         settings,
@@ -51,6 +58,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         on_shutdown=close,
         days=store,
         alerts=alert_store,
+        audit=audit,
+        # Short reads of the topic's tail, cached for seconds: a polling dashboard
+        # costs the broker one read per 5 s.
+        dead_letters=DeadLetterReader.kafka(settings.kafka.bootstrap, settings.kafka.dlq_topic),
     )
     host = args.host or settings.api.host
     port = args.port if args.port is not None else settings.api.port

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gapwatch.adapters.alert_store import AlertStore
+from gapwatch.adapters.dead_letter_reader import DeadLetterSource
 from gapwatch.alerting.gap_book import GapBook
 from gapwatch.api.count_cache import ResponseCache, Versions, WindowSums
 from gapwatch.core.ports import CountReader, DayReader
@@ -35,6 +36,8 @@ class Context:
     """Day buckets for gap series (None: the series endpoint answers 503)."""
     alerts: AlertStore | None = None
     """Alert state and changes (None: the alert endpoints answer 503)."""
+    dead_letters: DeadLetterSource | None = None
+    """The dead-letter topic's tail (None: GET /v1/dead-letters answers 503)."""
 
 
 async def _context(request: Request) -> Context:

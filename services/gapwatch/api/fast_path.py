@@ -5,7 +5,9 @@ same elapsed-time step) is answered here without FastAPI's routing, dependency a
 parameter handling, which is most of the cost of a cached answer. Anything else,
 including the first request for a URL and every request with an error, goes through
 the app as usual: this only ever replays an answer the app itself produced for exactly
-the same path and query string. One exception: if Redis does not answer here, the 503
+the same path and query string, and only to a caller the guard (``api.auth``) has
+admitted whose token covers the answer's area; anyone else goes through the app, which
+refuses them with its message. One exception: if Redis does not answer here, the 503
 is sent here too, so a down Redis costs one timeout per request, not two.
 """
 
@@ -17,7 +19,9 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gapwatch.api.answers import JSON, cache_key
+from gapwatch.api.auth import is_protected
 from gapwatch.api.deps import Context
+from gapwatch.core.access import AccessDenied, Principal
 from gapwatch.core.counting import ENGLAND
 from gapwatch.core.errors import TransientError
 
@@ -54,6 +58,15 @@ class CachedAnswersFirst:
         area = ctx.responses.area_of(request_key)
         if area is None:
             return None
+        if is_protected(scope["path"]):
+            principal: Principal | None = scope.get("state", {}).get("principal")
+            if principal is None:
+                return None
+            try:
+                kind = "england" if area.icbs == (ENGLAND,) else "icbs"
+                principal.require_area(kind, area.icbs)
+            except AccessDenied:
+                return None
         versions = await ctx.versions.of((*area.icbs, ENGLAND))
         body = ctx.responses.get(cache_key(area.code, request_key, versions), ctx.clock_ms())
         if body is not None:

@@ -179,3 +179,33 @@ class FreshnessOut(BaseModel):
     lag_seconds: float | None = Field(
         description="seconds from the newest event time to now (how stale the feed is)"
     )
+
+
+class DeadLetterOut(BaseModel):
+    """One dead letter, without its payload (what the trust sent stays in Kafka)."""
+
+    partition: int = Field(description="partition of the dead-letter topic")
+    offset: int = Field(description="offset in that partition")
+    trust: str | None = Field(
+        description="the trust's ODS code: the source message's key, set by its producer"
+    )
+    reason: str | None = Field(description="reason code, e.g. too_late (see docs)")
+    detail: str = Field(description="what was wrong, as the ingest worker described it")
+    failed_at: str | None = Field(description="when the worker dead-lettered it (UTC)")
+    source_topic: str | None
+    source_partition: int | None
+    source_offset: int | None
+    batch_index: int | None = Field(description="the event's index in a batch message")
+
+
+class DeadLettersOut(BaseModel):
+    letters: list[DeadLetterOut] = Field(description="newest first, at most `limit`")
+    matched: int = Field(description="letters read that match every filter (before `limit`)")
+    counts_by_reason: dict[str, int] = Field(
+        description="letters per reason among those read that this token may see (and "
+        "that match `trust`), most frequent first; `-` for a letter without a reason"
+    )
+    read_per_partition: int = Field(
+        description="only the newest this many letters of each partition are read"
+    )
+    read_at: str = Field(description="when the topic was read (answers are cached briefly)")

@@ -5,7 +5,9 @@ background, 60 stable and then 7 in which Greater Manchester's (QOP) most depriv
 quintile has ED attendances and emergency admissions climbing 15% of their stable rate
 a day (the ``widening_gap`` scenario); starts a live publisher that continues the climb;
 then prints a table of live numbers from the API, and the alerts the alerter is firing,
-every few seconds until Ctrl-C, when everything it started is stopped again.
+every few seconds until Ctrl-C, when everything it started is stopped again. It reads the
+API with the national development token ``scripts/stack up`` issues, and prints the
+dashboard's URL with that token in it.
 
 The backfill goes newest first so the table has today's numbers within seconds while
 older days are still arriving; the alerter's SPC charts settle once it finishes (about
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gapwatch.devstack import stack
+from gapwatch.devstack.dev_tokens import bearer, dashboard_url, read_token
 from gapwatch.devstack.processes import exit_on_sigterm
 from gapwatch.settings import Settings
 
@@ -44,20 +47,23 @@ ALERT_LINES = 8
 """Firing alerts printed under the table; the rest are counted (all at the endpoint)."""
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  # local URL
+def _get(url: str, token: str) -> Any:
+    request = urllib.request.Request(url, headers=bearer(token))  # noqa: S310  # local URL
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # local URL
         return json.loads(response.read())
 
 
-def _table(api: str) -> tuple[str, bool]:
+def _table(api: str, token: str) -> tuple[str, bool]:
     """The table, and whether every ICB has numbers yet."""
-    icbs = _get(f"{api}/v1/icbs")
+    icbs = _get(f"{api}/v1/icbs", token)
     complete = True
     rows = [
         f"{'ICB':5} {'name':44} {'ED 24h':>7} {'Q1/Q5 (95% CI)':>19} {'SII':>9} {'vs England':>11}"
     ]
     for icb in icbs:
-        body = _get(f"{api}/v1/icbs/{icb['ods_code']}/indicators/ed_attendance_rate?window=24h")
+        body = _get(
+            f"{api}/v1/icbs/{icb['ods_code']}/indicators/ed_attendance_rate?window=24h", token
+        )
         gap, bench = body["gap"], body["benchmark"]
         ratio = (
             f"{gap['ratio']:.2f} ({_num(gap['ratio_lower'])}-{_num(gap['ratio_upper'])})"
@@ -77,11 +83,11 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f}"
 
 
-def _alerts(api: str) -> str | None:
+def _alerts(api: str, token: str) -> str | None:
     """The firing alerts, the widened ICB's and IMD ones first, at most ``ALERT_LINES``;
     None when the alerter's endpoint does not answer (not deployed, or not ready yet)."""
     try:
-        alerts = _get(f"{api}/v1/alerts?state=firing")
+        alerts = _get(f"{api}/v1/alerts?state=firing", token)
     except (urllib.error.URLError, OSError, ValueError):
         return None
     if not isinstance(alerts, list):
@@ -125,6 +131,7 @@ def main() -> int:
     api = f"http://127.0.0.1:{settings.api.port}"
     gapwatch = [sys.executable, "-m", "gapwatch"]
     stack.up(settings)
+    token = read_token(stack.run_dir())
     backfill: subprocess.Popen[bytes] | None = None
     live: subprocess.Popen[bytes] | None = None
     # One date for both publishers, so a run that crosses midnight UTC widens one climb.
@@ -168,6 +175,7 @@ def main() -> int:
             env=os.environ.copy(),
         )
         print(f"live publisher: {LIVE_RATE} events/s (log {log.name})")
+        print(f"dashboard: {dashboard_url(api, token)}")
         print(f"API docs: {api}/docs   metrics: {api}/metrics   Ctrl-C stops everything")
         print(
             "alerts come from the alerter (SPC on each closed UTC day's gap): "
@@ -178,7 +186,7 @@ def main() -> int:
         while True:
             complete = False
             try:
-                table, complete = _table(api)
+                table, complete = _table(api, token)
                 print(
                     time.strftime("%H:%M:%S"),
                     "ED attendance rate per 100,000/yr, last 24h, "
@@ -187,7 +195,7 @@ def main() -> int:
                 print(table, flush=True)
             except (urllib.error.URLError, OSError, KeyError) as exc:
                 print(f"API not answering yet: {exc}", flush=True)
-            alerts = _alerts(api)
+            alerts = _alerts(api, token)
             if alerts is not None:
                 print(alerts, flush=True)
             if not backfill_reported and backfill.poll() is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gapwatch.core.errors import ConfigError
+from gapwatch.devstack.dev_tokens import KEY_ENV, new_signing_key
 
 __all__ = [
     "ManagedProcess",
@@ -158,8 +159,10 @@ def isolated_env(
     partitions: int = 4,
 ) -> dict[str, str]:
     """Environment for gapwatch processes that share a broker and Redis with others but
-    nothing else: own topics, consumer group, key namespace, ports and run directory.
-    Session timeout 6 s because Tansu holds JoinGroup for half of it (docs/tansu.md §2)."""
+    nothing else: own topics, consumer group, key namespace, ports and run directory, and
+    a token signing key of their own unless ``GAPWATCH_AUTH_JWT_SECRET`` is set (tokens
+    for it: ``dev_tokens.issue_for_env``). Session timeout 6 s because Tansu holds
+    JoinGroup for half of it (docs/tansu.md §2)."""
     topic = topic or f"t-{uuid.uuid4().hex[:8]}.encounters"
     return {
         **os.environ,
@@ -178,4 +181,5 @@ def isolated_env(
         "GAPWATCH_API_PORT": str(free_port()),
         "GAPWATCH_ALERTS_PORT": str(free_port()),
         "GAPWATCH_RUN_DIR": str(run_dir),
+        KEY_ENV: os.environ.get(KEY_ENV) or new_signing_key(),
     }

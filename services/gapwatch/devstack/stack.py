@@ -4,6 +4,11 @@ Parts: Tansu broker (memory storage), Redis (only if none answers on the configu
 topics, one ingest worker, the API, the alerter. Logs and pid files live in the run directory
 (``GAPWATCH_RUN_DIR``, default ``<repo>/run``). Ports come from ``GAPWATCH_KAFKA_BOOTSTRAP``,
 ``GAPWATCH_REDIS_URL`` and ``GAPWATCH_API_PORT``.
+
+The API needs a token signing key: ``GAPWATCH_AUTH_JWT_SECRET`` if set, else one generated
+for this stack and kept in the run directory (``signing-key``, 0600) across ``down`` and
+``up``. ``up`` prints a national development token (12 h, from ``gapwatch token``) and the
+dashboard URL carrying it in the fragment, and keeps it in ``dev-token`` (0600) for scripts.
 """
 
 from __future__ import annotations
@@ -18,12 +23,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
 from gapwatch.adapters.alert_store import AlertStore
 from gapwatch.adapters.kafka_admin import broker_answers, ensure_topics
 from gapwatch.adapters.redis_store import RedisStore
+from gapwatch.devstack.dev_tokens import (
+    DEV_TOKEN_TTL,
+    KEY_ENV,
+    TOKEN_FILE,
+    bearer,
+    dashboard_url,
+    issue_dev_token,
+    remove_token,
+    stack_signing_key,
+    write_token,
+)
 from gapwatch.devstack.services import (
     redis_answers,
     start_redis,
@@ -61,7 +78,7 @@ def _running(part: str) -> int | None:
     return pid if pid and _alive(pid) else None
 
 
-def _spawn(part: str, argv: list[str]) -> int:
+def _spawn(part: str, argv: list[str], extra_env: Mapping[str, str] | None = None) -> int:
     log = run_dir() / "logs" / f"{part}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
@@ -69,7 +86,7 @@ def _spawn(part: str, argv: list[str]) -> int:
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env=os.environ.copy(),
+        env={**os.environ, **(extra_env or {})},
     )
     _pid_path(part).write_text(str(process.pid))
     return process.pid
@@ -81,6 +98,18 @@ def _http_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _accepts(url: str, token: str) -> bool | None:
+    """Whether the API takes the token (None: it did not answer either way)."""
+    request = urllib.request.Request(url, headers=bearer(token))  # noqa: S310  # local URL
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # local URL
+            return bool(response.status == 200)
+    except urllib.error.HTTPError as exc:
+        return False if exc.code == 401 else None
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 def _wait_http(url: str, timeout_s: float, part: str) -> None:
@@ -102,6 +131,8 @@ def _gapwatch() -> list[str]:
 
 def up(settings: Settings) -> int:
     run_dir().mkdir(parents=True, exist_ok=True)
+    key, key_source = stack_signing_key(run_dir(), os.environ)
+    auth_env = {KEY_ENV: key}  # only the API (and `gapwatch token`) get the key
     fresh_broker = False
     port = settings.kafka.bootstrap.split(",")[0].rpartition(":")[2]
     if broker_answers(settings.kafka.bootstrap, timeout_s=1.0):
@@ -127,8 +158,9 @@ def up(settings: Settings) -> int:
     print(f"topics   {', '.join(created) or 'already exist'}")
     if _running("ingest") is None:
         _spawn("ingest", [*_gapwatch(), "ingest"])
-    if _running("api") is None:
-        _spawn("api", [*_gapwatch(), "api"])
+    api_attached = _running("api") is not None
+    if not api_attached:
+        _spawn("api", [*_gapwatch(), "api"], auth_env)
     if _running("alerter") is None:
         _spawn("alerter", [*_gapwatch(), "alerter"])
     ingest_url = f"http://127.0.0.1:{settings.ingest.web_port}/readyz"
@@ -139,8 +171,22 @@ def up(settings: Settings) -> int:
     print(f"ingest   ready (health and metrics on http://127.0.0.1:{settings.ingest.web_port})")
     _wait_http(f"http://127.0.0.1:{settings.alerts.port}/metrics", 60, "alerter")
     print(f"alerter  metrics on http://127.0.0.1:{settings.alerts.port}/metrics")
+    token = issue_dev_token({**os.environ, **auth_env})
+    token_path = write_token(run_dir(), token)
     print(f"api      {api_url}/docs")
     print(f"logs     {run_dir() / 'logs'}")
+    print(f"key      token signing key {key_source}")
+    if _accepts(f"{api_url}/v1/indicators", token) is False:
+        print(
+            "warning  the API already running was started with another signing key, so "
+            "this token will not work: run `scripts/stack down`, then `up` again",
+            file=sys.stderr,
+        )
+    elif api_attached:
+        print("api      already running: re-attached (same signing key)")
+    print(f"token    national development token, valid {DEV_TOKEN_TTL} (also in {token_path}):")
+    print(token)
+    print(f"dashboard {dashboard_url(api_url, token)}", flush=True)
     return 0
 
 
@@ -172,6 +218,8 @@ def down(settings: Settings) -> int:
             os.kill(pid, signal.SIGKILL)
         _pid_path(part).unlink(missing_ok=True)
         print(f"{part:8} stopped (pid {pid})")
+    # The token goes with the stack; the signing key stays, for the next `up`.
+    remove_token(run_dir())
     return 0
 
 
@@ -186,6 +234,8 @@ def status(settings: Settings) -> int:
     report["api_ready"] = {"ok": _http_ok(api), "url": api}
     ingest = f"http://127.0.0.1:{settings.ingest.web_port}/readyz"
     report["ingest_ready"] = {"ok": _http_ok(ingest), "url": ingest}
+    token_path = run_dir() / TOKEN_FILE
+    report["dev_token"] = {"file": str(token_path), "exists": token_path.exists()}
     print(json.dumps(report, indent=2))
     healthy = report["api_ready"]["ok"] and report["ingest_ready"]["ok"]
     return 0 if healthy else 1

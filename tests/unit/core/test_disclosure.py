@@ -10,7 +10,10 @@ from gapwatch.core.disclosure import (
     ControlledCount,
     control,
     control_count,
+    control_tables,
     controlled_rate,
+    feasible,
+    reader_bounds,
 )
 
 
@@ -151,3 +154,95 @@ def test_differencing_a_published_total_never_pins_down_a_small_cell(cells):
         feasible_hi = min(7, t_hi - others_lo)
         assert feasible_hi - feasible_lo >= 1, (key, n, out)
         assert feasible_lo <= n <= feasible_hi
+
+
+# Several breakdowns of the same events, controlled together (control_tables).
+
+
+@pytest.mark.parametrize(
+    ("shown", "bounds"),
+    [
+        (control_count(0), (0, 0)),
+        (control_count(3), (1, math.inf)),
+        (control_count(8), (8, 12)),
+        (control_count(13), (13, 17)),
+        (control_count(1234), (1233, 1237)),
+    ],
+)
+def test_a_reader_bounds_each_published_count_by_the_rule(shown, bounds):
+    assert reader_bounds(shown) == bounds
+
+
+def test_feasible_bounds_pin_the_docstring_cell_when_only_rounding_is_applied():
+    shown = {"a": control_count(1), "b": control_count(8), "c": control_count(8)}
+    bounds = {k: reader_bounds(c) for k, c in shown.items()} | {
+        "t": reader_bounds(control_count(17))
+    }
+    found = feasible(bounds, [("t", ("a", "b", "c"))])
+    assert found["a"] == (1, 1)
+    assert found["t"] == (17, 17)
+
+
+def _imd(deciles: dict[str, int]) -> dict[str, dict[str, int]]:
+    dec = {str(d): deciles.get(str(d), 0) for d in range(1, 11)} | {
+        "unknown": deciles.get("unknown", 0)
+    }
+    quint = {str(q): dec[str(2 * q - 1)] + dec[str(2 * q)] for q in range(1, 6)}
+    return {"imd_quintile": quint | {"unknown": dec["unknown"]}, "imd_decile": dec}
+
+
+IMD_LINKS = (
+    *(
+        (("imd_quintile", str(q)), (("imd_decile", str(2 * q - 1)), ("imd_decile", str(2 * q))))
+        for q in range(1, 6)
+    ),
+    (("imd_quintile", "unknown"), (("imd_decile", "unknown"),)),
+)
+
+
+def test_the_total_is_one_number_suppressed_in_every_table_if_one_needs_it():
+    # Sex alone could show the total; the decile table (all small cells) hides it.
+    tables = {"sex": {"female": 12, "male": 0}, "decile": {"1": 4, "2": 4, "3": 4}}
+    out = control_tables(tables, 12)
+    assert out.total.suppressed
+    assert {t.total for t in out.tables.values()} == {out.total}
+    assert out.tables["sex"].cells["female"].display == "10"
+
+
+def test_a_cell_published_in_one_table_cannot_undo_suppression_in_another():
+    # On its own the quintile table hides "unknown" (8) beside quintile 1 (1 event),
+    # but the decile table shows the same 8 people: 22 - 13 - 8 would leave 1.
+    tables = _imd({"1": 1, "3": 8, "4": 5, "unknown": 8})
+    alone = control(tables["imd_quintile"], 22)
+    assert alone.suppressed == ("1", "unknown")
+    out = control_tables(tables, 22, IMD_LINKS)
+    assert out.tables["imd_quintile"].suppressed == ("1", "2", "unknown")
+    assert out.tables["imd_quintile"].cells["2"].secondary
+
+
+def test_a_numerator_is_controlled_within_its_denominator():
+    # Denominator deciles 8, 13, 1; the numerator is decile 3's 13. Shown on its own the
+    # numerator's 15 says the denominator's hidden decile 3 is at least 13, which pins
+    # its decile 4 to 1 (at most 22 - 8 - 13): within the denominator it is hidden.
+    den = control_tables(_imd({"1": 8, "3": 13, "4": 1}), 22, IMD_LINKS)
+    assert den.tables["imd_decile"].cells["3"].suppressed
+    num_tables = _imd({"3": 13})
+    alone = control_tables(num_tables, 13, IMD_LINKS)
+    assert alone.tables["imd_decile"].cells["3"].display == "15"
+    within = control_tables(num_tables, 13, IMD_LINKS, within=den)
+    assert within.tables["imd_decile"].cells["3"].suppressed
+    assert within.tables["imd_quintile"].cells["2"].suppressed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 15), min_size=11, max_size=11))
+def test_control_tables_publishes_nothing_small_and_keeps_each_table_whole(deciles):
+    tables = _imd(
+        {d: n for d, n in zip([*map(str, range(1, 11)), "unknown"], deciles, strict=True)}
+    )
+    out = control_tables(tables, sum(deciles), IMD_LINKS)
+    assert {k: set(t.cells) for k, t in out.tables.items()} == {
+        k: set(t) for k, t in tables.items()
+    }
+    for ref, c in out.published().items():
+        assert c.suppressed or not 1 <= (c.value or 0) <= 7, ref

@@ -13,12 +13,15 @@ from fastapi.responses import StreamingResponse
 
 from gapwatch.adapters.alert_store import AlertStore
 from gapwatch.api.alert_schemas import AlertOut
+from gapwatch.api.auth import AUTH_RESPONSES, ViewerDep
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.schemas import ProblemOut
 from gapwatch.api.timefmt import iso
+from gapwatch.core.access import Principal
 from gapwatch.core.alert_events import AlertEvent
+from gapwatch.core.refdata import ReferenceData
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=AUTH_RESPONSES)
 
 KEEPALIVE_S = 15.0
 """A comment line this often keeps proxies from closing a quiet stream."""
@@ -55,6 +58,30 @@ def alert_out(event: AlertEvent) -> AlertOut:
     )
 
 
+def visible(viewer: Principal, event: AlertEvent, ref: ReferenceData) -> bool:
+    """Gap alerts by their ICB; stale-feed alerts by their trust (its own trust token, or
+    an ICB token of the ICB the trust is in)."""
+    trust = event.labels.get("trust")
+    if trust is not None:
+        home = ref.trusts.get(trust)
+        return viewer.may_see_trust(trust, home.home_icb if home else event.labels.get("icb"))
+    icb = event.labels.get("icb")
+    return icb is not None and viewer.may_see_icb(icb)
+
+
+def _scope(ctx: Context, viewer: Principal, icb: str | None) -> str | None:
+    """The ``icb`` filter checked: known, and inside the token's scope."""
+    viewer.require_role("national", "icb", "trust", what="alerts")
+    if icb is None:
+        return None
+    code = icb.upper()
+    if code not in ctx.ref.icbs:
+        raise HTTPException(422, f"unknown ICB {icb!r}: use an ODS code from /v1/icbs")
+    if viewer.role != "trust":
+        viewer.require_icb(code)
+    return code
+
+
 def _matches(event: AlertEvent, icb: str | None, kind: str | None) -> bool:
     if icb is not None and event.labels.get("icb") != icb:
         return False
@@ -69,6 +96,7 @@ def _matches(event: AlertEvent, icb: str | None, kind: str | None) -> bool:
 )
 async def alerts(
     ctx: ContextDep,
+    viewer: ViewerDep,
     icb: Annotated[str | None, QueryParam(description="ICB ODS code, e.g. QOP")] = None,
     state: Annotated[Literal["firing", "resolved"] | None, QueryParam()] = None,
     kind: Annotated[Literal["gap", "feed"] | None, QueryParam()] = None,
@@ -76,14 +104,13 @@ async def alerts(
         str | None, QueryParam(description="one alert, e.g. gap:QOP:ed_attendance_rate:...")
     ] = None,
 ) -> list[AlertOut]:
+    code = _scope(ctx, viewer, icb)
     store = _store(ctx)
-    code = icb.upper() if icb else None
-    if code is not None and code not in ctx.ref.icbs:
-        raise HTTPException(422, f"unknown ICB {icb!r}: use an ODS code from /v1/icbs")
     return [
         alert_out(e)
         for e in await store.current()
-        if _matches(e, code, kind)
+        if visible(viewer, e, ctx.ref)
+        and _matches(e, code, kind)
         and (state is None or e.state == state)
         and (id is None or e.id == id)
     ]
@@ -97,6 +124,7 @@ async def alerts(
 )
 async def alert_stream(
     ctx: ContextDep,
+    viewer: ViewerDep,
     request: Request,
     icb: Annotated[str | None, QueryParam(description="only this ICB's alerts")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -104,8 +132,8 @@ async def alert_stream(
     """Each event's ``event:`` is the change, ``id:`` its stream id (reconnecting
     clients send it back as Last-Event-ID and miss nothing still in the stream) and
     ``data:`` the alert as in GET /v1/alerts."""
+    code = _scope(ctx, viewer, icb)
     store = _store(ctx)
-    code = icb.upper() if icb else None
     start = last_event_id or await store.last_change_id()
 
     async def events() -> AsyncIterator[str]:
@@ -123,7 +151,7 @@ async def alert_stream(
             quiet = 0.0
             for stream_id, event in changes:
                 last = stream_id
-                if not _matches(event, code, None):
+                if not visible(viewer, event, ctx.ref) or not _matches(event, code, None):
                     continue
                 data = json.dumps(alert_out(event).model_dump(), separators=(",", ":"))
                 yield f"event: {event.change}\nid: {stream_id}\ndata: {data}\n\n"

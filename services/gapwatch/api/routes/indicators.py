@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi import Query as QueryParam
 
 from gapwatch.api.answers import ENGLAND_ONS, Area, Query, answer
+from gapwatch.api.auth import AUTH_RESPONSES, ViewerDep
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.schemas import IndicatorValuesOut, ProblemOut
 from gapwatch.api.timefmt import parse_iso_ms
@@ -27,7 +28,7 @@ from gapwatch.core.windows import (
 )
 from gapwatch.core.windows import rolling_window as rolling
 
-router = APIRouter(prefix="/v1", tags=["indicators"])
+router = APIRouter(prefix="/v1", tags=["indicators"], responses=AUTH_RESPONSES)
 
 
 def _icb_code(ctx: Context, icb: str) -> str:
@@ -46,13 +47,23 @@ def _window(ctx: Context, window: str | None, start: str | None, end: str | None
         if start is None or end is None:
             raise HTTPException(422, "give both start and end, or neither (then use window)")
         try:
-            return aligned_window(parse_iso_ms(start), parse_iso_ms(end))
+            found = aligned_window(parse_iso_ms(start), parse_iso_ms(end))
         except ValueError as exc:
             raise HTTPException(422, f"bad start/end: {exc}") from exc
-    try:
-        return rolling(now, parse_duration(window or "28d"))
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        if found.end_ms > now + DAY_MS:
+            raise HTTPException(
+                422, "end is more than a day in the future: nothing is counted there"
+            )
+    else:
+        try:
+            found = rolling(now, parse_duration(window or "28d"))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+    kept_days = ctx.settings.ingest.day_retention_days
+    if found.end_ms - found.start_ms > kept_days * DAY_MS:
+        # Also bounds the work one request can ask for (one bucket per day or hour).
+        raise HTTPException(422, f"window is longer than the {kept_days} days counts are kept")
+    return found
 
 
 def _levels(confidence: list[float] | None) -> tuple[float, ...]:
@@ -157,8 +168,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     response_model=IndicatorValuesOut,
     responses=RESPONSES,
 )
-async def icb_indicator(ctx: ContextDep, request: Request, icb: str, params: Params) -> Response:
+async def icb_indicator(
+    ctx: ContextDep, viewer: ViewerDep, request: Request, icb: str, params: Params
+) -> Response:
     code = _icb_code(ctx, icb)
+    viewer.require_icb(code)
     return await _answer(ctx, Area("icb", code, ctx.ref.icbs[code].name, (code,)), request, params)
 
 
@@ -169,13 +183,14 @@ async def icb_indicator(ctx: ContextDep, request: Request, icb: str, params: Par
     responses=RESPONSES,
 )
 async def region_indicator(
-    ctx: ContextDep, request: Request, region: str, params: Params
+    ctx: ContextDep, viewer: ViewerDep, request: Request, region: str, params: Params
 ) -> Response:
     code = region.upper()
     icbs = tuple(sorted(i.ods_code for i in ctx.ref.icbs.values() if i.region_ods_code == code))
     if not icbs:
         known = sorted({i.region_ods_code for i in ctx.ref.icbs.values()})
         raise HTTPException(404, f"unknown region {region!r}: use one of {', '.join(known)}")
+    viewer.require_area("region", icbs)
     name = ctx.ref.icbs[icbs[0]].region_name
     return await _answer(ctx, Area("region", code, name, icbs), request, params)
 
@@ -186,7 +201,10 @@ async def region_indicator(
     response_model=IndicatorValuesOut,
     responses=RESPONSES,
 )
-async def england_indicator(ctx: ContextDep, request: Request, params: Params) -> Response:
+async def england_indicator(
+    ctx: ContextDep, viewer: ViewerDep, request: Request, params: Params
+) -> Response:
+    viewer.require_area("england", (ENGLAND,))
     area = Area("england", ENGLAND_ONS, "England", (ENGLAND,))
     return await _answer(ctx, area, request, params)
 

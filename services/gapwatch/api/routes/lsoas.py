@@ -18,6 +18,7 @@ from fastapi import Query as QueryParam
 from pydantic import BaseModel, Field
 
 from gapwatch.api.answers import DAYS_PER_YEAR, JSON, tick_for
+from gapwatch.api.auth import AUTH_RESPONSES, ViewerDep
 from gapwatch.api.count_cache import CachedAnswer
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.routes.indicators import _icb_code, _window
@@ -38,7 +39,7 @@ from gapwatch.core.windows import DAY_MS, Window, whole_days
 
 __all__ = ["LsoaListOut", "LsoaOut", "SUPPORTED", "router"]
 
-router = APIRouter(prefix="/v1", tags=["small areas"])
+router = APIRouter(prefix="/v1", tags=["small areas"], responses=AUTH_RESPONSES)
 
 SUPPORTED = tuple(i.id for i in CATALOGUE.values() if i.numerator in LSOA_MEASURES)
 """Indicators with per-LSOA counts: the rates."""
@@ -110,6 +111,7 @@ def _views(ref: ReferenceData) -> _Views:
 )
 async def icb_lsoas(
     ctx: ContextDep,
+    viewer: ViewerDep,
     request: Request,
     icb: str,
     indicator: Annotated[
@@ -123,6 +125,7 @@ async def icb_lsoas(
     limit: Annotated[int, QueryParam(ge=1, le=200, description="LSOAs listed")] = 20,
 ) -> Response:
     code = _icb_code(ctx, icb)
+    viewer.require_icb(code)
     definition = CATALOGUE.get(indicator)
     if definition is None or indicator not in SUPPORTED:
         known = "unknown indicator" if definition is None else "no per-LSOA counts for"

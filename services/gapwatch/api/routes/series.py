@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException
@@ -9,6 +10,7 @@ from fastapi import Query as QueryParam
 
 from gapwatch.alerting.evaluator import method_name
 from gapwatch.api.alert_schemas import OpenPeriodOut, SeriesOut, SeriesPointOut
+from gapwatch.api.auth import AUTH_RESPONSES, ViewerDep
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.routes.indicators import RESPONSES, _icb_code
 from gapwatch.api.timefmt import iso
@@ -25,7 +27,7 @@ from gapwatch.core.period_gaps import SeriesId
 from gapwatch.core.spc import spc
 from gapwatch.core.windows import DAY_MS
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], responses=AUTH_RESPONSES)
 
 
 def _series_id(ctx: Context, indicator: str, by: str, measure: str, group: str | None) -> SeriesId:
@@ -59,6 +61,7 @@ def _series_id(ctx: Context, indicator: str, by: str, measure: str, group: str |
 )
 async def gap_series(
     ctx: ContextDep,
+    viewer: ViewerDep,
     icb: str,
     indicator: str,
     by: Annotated[str, QueryParam(description="imd_quintile, imd_decile or ethnic_group")] = (
@@ -72,6 +75,7 @@ async def gap_series(
     points: Annotated[int, QueryParam(ge=13, le=400, description="closed periods charted")] = 90,
 ) -> SeriesOut:
     code = _icb_code(ctx, icb)
+    viewer.require_icb(code)
     sid = _series_id(ctx, indicator, by, measure, group)
     if ctx.days is None:
         raise HTTPException(503, "gap series are not available: no day-bucket reader")
@@ -95,10 +99,10 @@ async def gap_series(
             period_start=iso(p.period_start_ms),
             value=c.value,
             mean=c.limits.mean,
-            lpl=c.limits.lpl,
-            upl=c.limits.upl,
-            lower_2sigma=c.limits.lower_2sigma,
-            upper_2sigma=c.limits.upper_2sigma,
+            lpl=_finite(c.limits.lpl),
+            upl=_finite(c.limits.upl),
+            lower_2sigma=_finite(c.limits.lower_2sigma),
+            upper_2sigma=_finite(c.limits.upper_2sigma),
             point_type=c.point_type,
             rule=c.special_cause,
             trial=c.limits.trial,
@@ -134,3 +138,8 @@ async def gap_series(
         missing=[iso(p.period_start_ms) for p in series if p.value is None],
         open_period=open_out,
     )
+
+
+def _finite(x: float) -> float | None:
+    """NaN limits (no moving range left to average) as JSON null, which the schema says."""
+    return x if math.isfinite(x) else None

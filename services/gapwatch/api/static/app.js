@@ -7,8 +7,15 @@
 //   small areas       GET /v1/icbs/{icb}/lsoas?indicator=&window=28d&limit=20   every 30 s
 //   alerts            GET /v1/alerts?icb= and ?kind=feed on load, on a new ICB and after a
 //                     reconnect; then every change from the SSE stream /v1/alerts/stream
+//                     (read with fetch(), since EventSource cannot send a token)
 // Polls skip while the tab is hidden, never overlap, and re-render only when the
 // response text changed (the API's answers are cached: an unchanged view is a cheap 200).
+//
+// Every /v1 request carries `Authorization: Bearer <token>`. The token comes in the URL
+// fragment (`/#token=...`, as `scripts/stack up` prints it: browsers never send a fragment
+// to the server, so it stays out of access logs and Referer headers), is kept in this
+// tab's sessionStorage and taken out of the address bar. Without one, or when the API
+// answers 401, a sign-in form asks for one; nothing here ever logs it.
 
 const POLL_VALUES_MS = 1000;
 const POLL_SERIES_MS = 15000;
@@ -232,19 +239,54 @@ class HttpError extends Error {
   }
 }
 
-async function fetchText(url, signal) {
-  const response = await fetch(url, { signal, cache: "no-store", headers: { Accept: "application/json" } });
+async function problemDetail(response) {
   const text = await response.text();
-  if (!response.ok) {
-    let detail = "";
-    try {
-      detail = JSON.parse(text).detail;
-    } catch {
-      detail = text.slice(0, 200);
-    }
-    throw new HttpError(response.status, typeof detail === "string" ? detail : "");
+  let detail = "";
+  try {
+    detail = JSON.parse(text).detail;
+  } catch {
+    detail = text.slice(0, 200);
   }
-  return text;
+  return typeof detail === "string" ? detail : "";
+}
+
+/** A /v1 request with the token; a 401 hands over to the sign-in form (and throws). */
+async function apiFetch(url, { signal, accept = "application/json", headers = {} } = {}) {
+  const used = session.token;
+  if (!used) {
+    if (document.body.dataset.auth !== "required") requireSignIn("");
+    throw new HttpError(401, "no token");
+  }
+  let response;
+  try {
+    response = await fetch(url, {
+      signal,
+      cache: "no-store",
+      headers: { ...headers, Accept: accept, Authorization: `Bearer ${used}` },
+    });
+  } catch (err) {
+    if (err.name !== "AbortError") revealBoard(used); // the API is down: show where
+    throw err;
+  }
+  if (response.status === 401) {
+    rejected(used, await problemDetail(response));
+    throw new HttpError(401, "");
+  }
+  revealBoard(used); // anything but a 401 means the token got past the API's guard
+  if (!response.ok) throw new HttpError(response.status, await problemDetail(response));
+  return response;
+}
+
+/** After a sign-in the board stays hidden until the API has answered with the new token,
+ * so nothing of an earlier token's view shows under the new one. */
+function revealBoard(used) {
+  if (document.body.dataset.auth === "checking" && used === session.token) {
+    document.body.dataset.auth = "ok";
+  }
+}
+
+async function fetchText(url, signal) {
+  return (await apiFetch(url, { signal })).text();
 }
 
 /** A URL fetched every `everyMs` (never two at once, skipped while the tab is hidden). */
@@ -258,11 +300,16 @@ class Poller {
   }
 
   restart() {
+    this.stop();
+    this.tick();
+  }
+
+  stop() {
     this.generation += 1;
     this.last = null;
     this.controller?.abort();
     this.controller = null;
-    this.tick();
+    clearTimeout(this.timer);
   }
 
   schedule(ms) {
@@ -296,6 +343,7 @@ class Poller {
     } catch (err) {
       if (generation !== this.generation || err.name === "AbortError") return;
       this.last = null;
+      if (err.status === 401) return; // signed out: the sign-in form restarts everything
       this.onError(err);
     } finally {
       if (this.controller === controller) this.controller = null;
@@ -304,6 +352,183 @@ class Poller {
       this.schedule(Math.max(0, this.everyMs - (performance.now() - started)));
     }
   }
+}
+
+// ---------------------------------------------------------------- the token
+
+const TOKEN_KEY = "gapwatch.token";
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const session = { token: null };
+
+function storeToken(value) {
+  session.token = value;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  } catch {
+    // storage blocked: the token lasts as long as this page
+  }
+}
+
+function forgetToken() {
+  session.token = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing was kept
+  }
+}
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** A token in the fragment (`#token=...`) becomes this tab's token and leaves the address
+ * bar (and so history, bookmarks and screenshots); the view's `?icb=...` query stays. */
+function adoptFragmentToken() {
+  const hash = location.hash.replace(/^#/, "");
+  if (!hash.includes("token=")) return false;
+  const found = (new URLSearchParams(hash).get("token") || "").trim();
+  history.replaceState(history.state, "", location.pathname + location.search);
+  if (!found) return false;
+  storeToken(found);
+  return true;
+}
+
+/** What a pasted value holds: a bare token, "Bearer <token>" or a dashboard URL. */
+function tokenFromInput(text) {
+  let value = text.trim().replace(/^Bearer\s+/i, "");
+  const inUrl = /[#&]token=([^&\s]+)/.exec(value);
+  if (inUrl) value = decodeURIComponent(inUrl[1]);
+  return value;
+}
+
+/** The token's claims, unverified: only to say on screen whose token it is and until when
+ * (the API checks every request). */
+function claimsOf(value) {
+  try {
+    const part = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")));
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+function describeToken(value) {
+  const claims = claimsOf(value);
+  if (!claims) return "Signed in";
+  const codes = claims.role === "icb" ? claims.icbs : claims.role === "trust" ? claims.trusts : null;
+  const scope = Array.isArray(codes) && codes.length ? ` for ${codes.join(", ")}` : "";
+  const until = finite(claims.exp) ? `, until ${minuteFormat.format(new Date(claims.exp * 1000))}` : "";
+  const role = claims.role === "icb" ? "ICB" : String(claims.role || "API");
+  return `Signed in with a ${role} token${scope}${until}`;
+}
+
+function signInMessage(detail) {
+  if (!detail) {
+    return "Paste an API token to see the dashboard: from your service desk, `gapwatch token`, " +
+      "or the link `scripts/stack up` prints.";
+  }
+  if (/expired/i.test(detail)) return "Your token has expired. Paste a new one to carry on.";
+  return `The API did not accept this token (${detail}). Paste a valid one.`;
+}
+
+/** Stop everything that reads the API and ask for a token, saying why. */
+function requireSignIn(detail) {
+  for (const p of Object.values(pollers)) p.stop();
+  alertStream.stop();
+  const first = document.body.dataset.auth !== "required";
+  document.body.dataset.auth = "required";
+  $("signin").hidden = false;
+  $("session").hidden = true;
+  $("signin-message").textContent = signInMessage(detail);
+  $("token-input").setAttribute("aria-invalid", detail ? "true" : "false");
+  if (first) $("token-input").focus();
+}
+
+/** A 401 for the token in use (one for a token since replaced changes nothing). */
+function rejected(used, detail) {
+  if (used !== session.token) return;
+  forgetToken();
+  requireSignIn(detail || "the token was refused");
+}
+
+/** Start (or restart, with a new token) everything the page reads, from nothing. */
+function startSession() {
+  alerts.clear();
+  freshAlertIds.clear();
+  freshness = [];
+  catalogue.icbs.clear();
+  catalogue.indicators.clear();
+  document.body.dataset.auth = "checking"; // the board shows once the API takes the token
+  $("signin").hidden = true;
+  $("session").hidden = false;
+  $("session-info").textContent = describeToken(session.token);
+  alertStream.start();
+  loadAlerts();
+  for (const p of Object.values(pollers)) p.restart();
+  loadCatalogue()
+    .then(() => {
+      const before = JSON.stringify(state);
+      normalise();
+      writeUrl(false);
+      renderAlerts();
+      if (JSON.stringify(state) !== before) {
+        for (const p of Object.values(pollers)) p.restart();
+        loadAlerts();
+      }
+      settle("catalogue");
+    })
+    .catch((err) => {
+      if (err.status === 401) return;
+      const box = $("values-error");
+      box.textContent = `Cannot load the ICB and indicator lists: ${err.message}`;
+      box.hidden = false;
+      settle("catalogue");
+    });
+}
+
+function bindSignIn() {
+  $("signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("token-input");
+    const value = tokenFromInput(input.value);
+    if (!TOKEN_SHAPE.test(value)) {
+      $("signin-message").textContent =
+        "That is not a token: a token is three parts separated by dots (eyJ…). Paste the whole of it.";
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    input.value = "";
+    input.setAttribute("aria-invalid", "false");
+    $("signin-message").textContent = "Checking the token…";
+    storeToken(value);
+    // One request first: a refused token then costs one 401, not one per panel.
+    try {
+      await apiFetch("/v1/indicators");
+    } catch (err) {
+      if (err.status === 401) {
+        input.focus();
+        return; // the form says why
+      }
+      // Anything else is not about the token: the board says what it is.
+    }
+    if (session.token === value) startSession();
+  });
+  $("sign-out").addEventListener("click", () => {
+    // A reload leaves nothing of this token's data on the page.
+    forgetToken();
+    location.reload();
+  });
+  // A dashboard link with a new token pasted into this tab changes only the fragment.
+  window.addEventListener("hashchange", () => {
+    if (adoptFragmentToken()) startSession();
+  });
 }
 
 // ---------------------------------------------------------------- first render
@@ -833,6 +1058,7 @@ async function loadAlerts() {
     ]);
     for (const alert of [...JSON.parse(own), ...JSON.parse(feeds)]) upsertAlert(alert, false);
   } catch (err) {
+    if (err.status === 401) return; // signing in
     $("alerts-caption").textContent = `Alerts are not available: ${err.message}`;
   }
   renderAlerts();
@@ -840,39 +1066,179 @@ async function loadAlerts() {
   settle("alerts");
 }
 
-let stream = null;
-let streamOpens = 0;
-let retryMs = 2000;
-function connectStream() {
-  setStreamStatus(streamOpens ? "reconnecting" : "connecting");
-  // Every ICB's alerts: the list filters by the ICB shown, and stale-feed alerts mark
-  // the freshness table whichever ICB a trust belongs to.
-  stream = new EventSource("/v1/alerts/stream");
-  stream.onopen = () => {
+// EventSource cannot send an Authorization header, so the stream is read with fetch():
+// the text/event-stream format parsed as the HTML standard says (event:, data:, id:,
+// retry:, comments; lines ending in LF, CR or CRLF), and reconnected as EventSource
+// would, after the server's retry time and with Last-Event-ID, backing off to 30 s
+// while the API refuses or is down.
+
+const STREAM_URL = "/v1/alerts/stream";
+const STREAM_MAX_BACKOFF_MS = 30000;
+const STREAM_SILENCE_MS = 45000; // the API sends a comment every 15 s: this long silent is a dead connection
+const ALERT_CHANGES = new Set(["new", "updated", "resolved"]);
+
+class EventStreamParser {
+  constructor(lastEventId, onEvent) {
+    this.onEvent = onEvent;
+    this.lastEventId = lastEventId;
+    this.retryMs = null;
+    this.partial = "";
+    this.skipLf = false;
+    this.type = "";
+    this.data = [];
+  }
+
+  push(chunk) {
+    let text = chunk;
+    if (this.skipLf && text.startsWith("\n")) text = text.slice(1);
+    this.skipLf = false;
+    const buffer = this.partial + text;
+    let start = 0;
+    for (let i = 0; i < buffer.length; i += 1) {
+      const c = buffer[i];
+      if (c !== "\n" && c !== "\r") continue;
+      this.line(buffer.slice(start, i));
+      if (c === "\r") {
+        if (i + 1 < buffer.length) {
+          if (buffer[i + 1] === "\n") i += 1;
+        } else {
+          this.skipLf = true; // a CRLF split between two chunks
+        }
+      }
+      start = i + 1;
+    }
+    this.partial = buffer.slice(start);
+  }
+
+  line(line) {
+    if (line === "") {
+      this.dispatch();
+      return;
+    }
+    if (line.startsWith(":")) return; // a comment (the keep-alive)
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.type = value;
+    else if (field === "data") this.data.push(value);
+    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
+    else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
+  }
+
+  dispatch() {
+    const type = this.type || "message";
+    this.type = "";
+    if (this.data.length === 0) return;
+    const data = this.data.join("\n");
+    this.data = [];
+    this.onEvent({ type, data, lastEventId: this.lastEventId });
+  }
+}
+
+class AlertStream {
+  constructor() {
+    this.generation = 0;
+    this.controller = null;
+    this.timer = null;
+    this.lastEventId = "";
+    this.retryMs = 2000;
+    this.failures = 0;
+    this.opens = 0;
+  }
+
+  start() {
+    this.stop();
+    this.lastEventId = "";
+    this.failures = 0;
+    this.opens = 0;
+    this.connect(this.generation);
+  }
+
+  stop() {
+    this.generation += 1;
+    clearTimeout(this.timer);
+    this.controller?.abort();
+    this.controller = null;
+  }
+
+  async connect(generation) {
+    setStreamStatus(this.opens ? "reconnecting" : "connecting");
+    const controller = (this.controller = new AbortController());
+    let silence = null;
+    const watch = () => {
+      clearTimeout(silence);
+      silence = setTimeout(() => controller.abort(), STREAM_SILENCE_MS);
+    };
+    let opened = false;
+    let refused = null;
+    watch();
+    try {
+      // Every ICB's alerts: the list filters by the ICB shown, and stale-feed alerts mark
+      // the freshness table whichever ICB a trust belongs to.
+      const response = await apiFetch(STREAM_URL, {
+        signal: controller.signal,
+        accept: "text/event-stream",
+        headers: this.lastEventId ? { "Last-Event-ID": this.lastEventId } : {},
+      });
+      if (generation !== this.generation) return;
+      opened = true;
+      this.opened();
+      const parser = new EventStreamParser(this.lastEventId, (event) => this.onEvent(event));
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        watch();
+        const { value, done } = await reader.read();
+        if (done || generation !== this.generation) break;
+        parser.push(decoder.decode(value, { stream: true }));
+        this.lastEventId = parser.lastEventId;
+        if (parser.retryMs !== null) this.retryMs = parser.retryMs;
+      }
+    } catch (err) {
+      if (generation !== this.generation || err.status === 401) return; // 401: signing in
+      if (err.status === 403) refused = err.message;
+    } finally {
+      clearTimeout(silence);
+      if (this.controller === controller) this.controller = null;
+    }
+    if (generation !== this.generation) return;
+    if (refused !== null) {
+      // This token may not follow alerts: trying again would not change that.
+      setStreamStatus("unavailable");
+      $("alerts-caption").textContent = `Live alerts are not available: ${refused}`;
+      return;
+    }
+    // A stream that ended after opening comes back after the server's retry time, as
+    // EventSource's would; one that failed to open backs off, doubling, to 30 s.
+    this.failures = opened ? 0 : this.failures + 1;
+    const backoff = this.retryMs * 2 ** Math.max(0, this.failures - 1);
+    const delay = Math.min(STREAM_MAX_BACKOFF_MS, backoff) * (0.8 + 0.4 * Math.random());
+    setStreamStatus(opened ? "reconnecting" : "unavailable");
+    this.timer = setTimeout(() => this.connect(generation), delay);
+  }
+
+  opened() {
     setStreamStatus("live");
-    retryMs = 2000;
-    streamOpens += 1;
-    if (streamOpens > 1) loadAlerts(); // catch up on anything missed while away
-  };
-  const onChange = (event) => {
-    const alert = JSON.parse(event.data);
+    this.opens += 1;
+    if (this.opens > 1) loadAlerts(); // catch up on anything the stream no longer holds
+  }
+
+  onEvent(event) {
+    if (!ALERT_CHANGES.has(event.type)) return;
+    let alert;
+    try {
+      alert = JSON.parse(event.data);
+    } catch {
+      return;
+    }
     upsertAlert(alert, true);
     renderAlerts();
     if (alert.kind === "feed") renderFreshness();
-  };
-  for (const type of ["new", "updated", "resolved"]) stream.addEventListener(type, onChange);
-  stream.onerror = () => {
-    if (stream.readyState === EventSource.CLOSED) {
-      // The browser gave up (e.g. a 503): try again ourselves, backing off.
-      setStreamStatus("unavailable");
-      stream.close();
-      setTimeout(connectStream, retryMs);
-      retryMs = Math.min(retryMs * 2, 30000);
-    } else {
-      setStreamStatus("reconnecting"); // the browser retries (the server asks for 2 s)
-    }
-  };
+  }
 }
+
+const alertStream = new AlertStream();
 
 // ---------------------------------------------------------------- feed freshness
 
@@ -938,9 +1304,10 @@ function renderLsoas(data) {
   settle("lsoa");
 }
 
-function lsoaUnavailable() {
+function lsoaUnavailable(err) {
+  const why = err?.status === 403 && err.message ? `: ${err.message}` : ".";
   $("lsoa-body").replaceChildren(
-    h("p", { id: "lsoa-unavailable", class: "muted" }, "Small-area figures are not available."),
+    h("p", { id: "lsoa-unavailable", class: "muted" }, `Small-area figures are not available${why}`),
   );
   settle("lsoa");
 }
@@ -1045,6 +1412,33 @@ function onControlsChanged(which) {
   }
 }
 
+/** The CSV link names the export's URL, but a plain link cannot send the token: the file
+ * is fetched with it and handed to the browser as a download. */
+async function downloadCsv(event) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  if (link.getAttribute("aria-busy") === "true") return;
+  link.setAttribute("aria-busy", "true");
+  try {
+    const response = await apiFetch(link.getAttribute("href"), { accept: "text/csv" });
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const name = /filename="([^"]+)"/.exec(disposition)?.[1] || "gapwatch.csv";
+    const url = URL.createObjectURL(await response.blob());
+    const save = h("a", { href: url, download: name, hidden: true });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (err) {
+    if (err.status === 401) return; // signing in
+    const box = $("values-error");
+    box.textContent = `The CSV could not be downloaded: ${err.message}`;
+    box.hidden = false;
+  } finally {
+    link.removeAttribute("aria-busy");
+  }
+}
+
 function bindControls() {
   const bind = (id, key, which) =>
     $(id).addEventListener("change", (event) => {
@@ -1058,6 +1452,7 @@ function bindControls() {
   bind("measure-select", "measure", "spc");
   bind("spc-group-select", "group", "spc");
   $("controls").addEventListener("submit", (event) => event.preventDefault());
+  $("download-csv").addEventListener("click", downloadCsv);
   window.addEventListener("popstate", () => {
     readUrl();
     normalise();
@@ -1091,11 +1486,14 @@ function bindControls() {
   });
 }
 
+/** The ICBs this token may see (an ICB token: its own) and the indicators. */
 async function loadCatalogue() {
   const [icbs, indicators] = await Promise.all([
     fetchText("/v1/icbs").then(JSON.parse),
     fetchText("/v1/indicators").then(JSON.parse),
   ]);
+  catalogue.icbs.clear();
+  catalogue.indicators.clear();
   for (const icb of icbs) catalogue.icbs.set(icb.ods_code, icb);
   for (const ind of indicators) catalogue.indicators.set(ind.id, ind);
   setOptions(
@@ -1109,32 +1507,18 @@ async function loadCatalogue() {
 }
 
 function boot() {
+  const fromLink = adoptFragmentToken();
   readUrl();
   bindControls();
+  bindSignIn();
   normalise();
-  // Everything at once: the data requests do not wait for the catalogue.
-  connectStream();
-  loadAlerts();
-  for (const p of Object.values(pollers)) p.restart();
   setInterval(tickAgo, 1000);
-  loadCatalogue()
-    .then(() => {
-      const before = JSON.stringify(state);
-      normalise();
-      writeUrl(false);
-      renderAlerts();
-      if (JSON.stringify(state) !== before) {
-        for (const p of Object.values(pollers)) p.restart();
-        loadAlerts();
-      }
-      settle("catalogue");
-    })
-    .catch((err) => {
-      const box = $("values-error");
-      box.textContent = `Cannot load the ICB and indicator lists: ${err.message}`;
-      box.hidden = false;
-      settle("catalogue");
-    });
+  if (!fromLink) session.token = storedToken();
+  if (session.token) {
+    startSession(); // everything at once: the data requests do not wait for the catalogue
+  } else {
+    requireSignIn("");
+  }
 }
 
 boot();

@@ -140,7 +140,9 @@ def _probe(run: Run, *, want: int, when: str) -> None:
     carry a message (``detail``)."""
     started = time.monotonic()
     try:
-        response = httpx.get(f"{run.stack.api_url}{API_PROBE_PATH}", timeout=10.0)
+        response = httpx.get(
+            f"{run.stack.api_url}{API_PROBE_PATH}", headers=run.stack.api_headers(), timeout=10.0
+        )
         status, body = response.status_code, response.text
     except httpx.HTTPError as exc:
         status, body = 0, f"{type(exc).__name__}: {exc}"

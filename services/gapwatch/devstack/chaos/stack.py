@@ -20,6 +20,7 @@ import httpx
 import redis
 
 from gapwatch.adapters.kafka_admin import ensure_topics
+from gapwatch.devstack.dev_tokens import bearer, issue_for_env
 from gapwatch.devstack.object_store import ObjectStore, start_object_store
 from gapwatch.devstack.processes import spawn, wait_http
 from gapwatch.devstack.services import (
@@ -59,6 +60,7 @@ class ChaosStack:
         self.workers: list[Worker] = []
         self.api: ManagedProcess | None = None
         self.env: dict[str, str] = {}
+        self._token: str | None = None
         self.topic = f"chaos-{name}.encounters"
         self.dlq_topic = f"{self.topic}.dlq"
         self.namespace = f"chaos-{name}"
@@ -153,6 +155,12 @@ class ChaosStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.env['GAPWATCH_API_PORT']}"
+
+    def api_headers(self) -> dict[str, str]:
+        """A national token for this stack's API (signed with the key in its env)."""
+        if self._token is None:
+            self._token = issue_for_env(self.env, subject=f"chaos:{self.name}")
+        return bearer(self._token)
 
     @staticmethod
     def kill(proc: ManagedProcess) -> None:

@@ -73,6 +73,25 @@ class MemoryStore:
         return not self.down
 
 
+class DayRows:
+    """A day-bucket reader (core.ports.DayReader) over ``rows``: (ICB, day start ms) ->
+    the values of the fields asked for (period_gaps.GAP_FIELDS), 0 where absent."""
+
+    def __init__(self, rows: dict[tuple[str, int], list[int]]) -> None:
+        self.rows = rows
+
+    async def day_versions(self) -> dict[tuple[str, int], str]:
+        return dict.fromkeys(self.rows, "v1")
+
+    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
+        return {(icb, d): "v1" for d in days if (icb, d) in self.rows}
+
+    async def read_day_fields(
+        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
+    ) -> list[list[int]]:
+        return [self.rows.get(b, [0] * len(fields)) for b in buckets]
+
+
 @pytest.fixture()
 def store() -> MemoryStore:
     return MemoryStore()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-from collections.abc import Sequence
 from typing import Any
 
 import jwt
@@ -24,7 +23,7 @@ from gapwatch.core.alert_events import AlertEvent
 from gapwatch.core.period_gaps import GAP_FIELDS
 from gapwatch.core.windows import DAY_MS
 from gapwatch.settings import Settings
-from tests.api.conftest import NOW, NOW_S, MemoryStore, profile
+from tests.api.conftest import NOW, NOW_S, DayRows, MemoryStore, profile
 from tests.conftest import TEST_JWT_SECRET, tiny_reference_data
 from tests.tokens import bearer, token
 
@@ -66,26 +65,15 @@ BENCHMARK = {"/v1/england/indicators/{indicator}"}
 """England's totals: the benchmark every ICB view carries, so ICB tokens may read them."""
 
 
-class Days:
+def days() -> DayRows:
     """QOP day buckets for the series endpoint (values only need to exist)."""
-
-    def __init__(self) -> None:
-        rng = random.Random(7)
-        self.rows = {
+    rng = random.Random(7)
+    return DayRows(
+        {
             (TARGET, TODAY - d * DAY_MS): [rng.randint(20, 40) for _ in GAP_FIELDS]
             for d in range(1, 40)
         }
-
-    async def day_versions(self) -> dict[tuple[str, int], str]:
-        return dict.fromkeys(self.rows, "v1")
-
-    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
-        return {(icb, d): "v1" for d in days if (icb, d) in self.rows}
-
-    async def read_day_fields(
-        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
-    ) -> list[list[int]]:
-        return [self.rows.get(b, [0] * len(fields)) for b in buckets]
+    )
 
 
 def _alert(alert_id: str, labels: dict[str, str]) -> AlertEvent:
@@ -162,7 +150,7 @@ def app() -> Any:
         store,
         tiny_reference_data(),
         clock_ms=lambda: NOW,
-        days=Days(),
+        days=days(),
         alerts=Alerts(),  # type: ignore[arg-type]
     )
 

@@ -30,7 +30,7 @@ import inspect
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -53,7 +53,7 @@ from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.ingest.dead_letters import DeadLetterRecord
 from gapwatch.settings import Settings, repo_root
-from tests.api.conftest import NATIONAL, NOW, MemoryStore, profile
+from tests.api.conftest import NATIONAL, NOW, DayRows, MemoryStore, profile
 from tests.conftest import tiny_reference_data
 
 MAX_EXAMPLES = int(os.environ.get("GAPWATCH_SCHEMATHESIS_EXAMPLES", "30"))
@@ -124,7 +124,7 @@ def known(label: str, check: str, status: int, message: str) -> Known | None:
 Case: TypeAlias = schemathesis.Case[Any]
 
 
-class Days:
+class Days(DayRows):
     """Day buckets of both ICBs for the gap series, 40 days back. Counts are consistent
     (a proportion's numerator never exceeds its denominator), as the ingest's atomic
     writes keep them, and vary from day to day and group to group, except that the
@@ -140,22 +140,13 @@ class Days:
             spread = sum(map(ord, "white" if group == "black" else group))
             return base + (day * 7 + spread) % 11
 
-        self.rows = {
-            (icb, TODAY - d * DAY_MS): [count(f, d) for f in GAP_FIELDS]
-            for icb in ("QOP", "QHL")
-            for d in range(1, 40)
-        }
-
-    async def day_versions(self) -> dict[tuple[str, int], str]:
-        return dict.fromkeys(self.rows, "v1")
-
-    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
-        return {(icb, d): "v1" for d in days if (icb, d) in self.rows}
-
-    async def read_day_fields(
-        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
-    ) -> list[list[int]]:
-        return [self.rows.get(b, [0] * len(fields)) for b in buckets]
+        super().__init__(
+            {
+                (icb, TODAY - d * DAY_MS): [count(f, d) for f in GAP_FIELDS]
+                for icb in ("QOP", "QHL")
+                for d in range(1, 40)
+            }
+        )
 
 
 def _alert(alert_id: str, labels: dict[str, str], state: State = "firing") -> AlertEvent:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from gapwatch.core.period_gaps import GAP_FIELDS
 from gapwatch.core.refdata import ReferenceData
 from gapwatch.core.windows import DAY_MS, HOUR_MS
 from gapwatch.settings import Settings
-from tests.api.conftest import MemoryStore
+from tests.api.conftest import DayRows, MemoryStore
 from tests.reference.nhsrplotthedots import ptd_spc
 from tests.tokens import national_headers
 
@@ -27,13 +26,13 @@ DAYS = 90
 PATH = "/v1/icbs/QOP/indicators/emergency_admission_rate/series"
 
 
-class Days:
+class Days(DayRows):
     """Day buckets of QOP: stable, then a shift and a climb in the most deprived
     deciles, so every kind of special cause turns up somewhere."""
 
     def __init__(self, seed: int) -> None:
         rng = random.Random(seed)
-        self.rows: dict[tuple[str, int], list[int]] = {}
+        super().__init__({})
         index = {f: i for i, f in enumerate(GAP_FIELDS)}
         for day in range(DAYS + 1):  # + today, still open
             row = [0] * len(GAP_FIELDS)
@@ -46,18 +45,6 @@ class Days:
             for g in ("white", "asian", "black", "mixed", "other", "unknown"):
                 row[index[f"admission_emergency|ethnic_group|{g}"]] = rng.randint(5, 40)
             self.rows[("QOP", TODAY - (DAYS - day) * DAY_MS)] = row
-
-    async def day_versions(self) -> dict[tuple[str, int], str]:
-        return dict.fromkeys(self.rows, "v1")
-
-    async def day_versions_of(self, icb: str, days: Sequence[int]) -> dict[tuple[str, int], str]:
-        return {(icb, d): "v1" for d in days if (icb, d) in self.rows}
-
-    async def read_day_fields(
-        self, buckets: Sequence[tuple[str, int]], fields: Sequence[str]
-    ) -> list[list[int]]:
-        assert tuple(fields) == GAP_FIELDS
-        return [self.rows[b] for b in buckets]
 
 
 def _client(ref: ReferenceData, seed: int) -> TestClient:

@@ -9,7 +9,7 @@ time, see ``tick_for``): repeated dashboard queries cost no Redis read and no st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -174,7 +174,7 @@ def _present(
         ),
         groups=[_group(g) for g in report.groups],
         total=_group(report.total),
-        gap=_gap(report),
+        gap=gap_out(report.gap, report.gap_methods),
         benchmark=_benchmark(bench),
         as_of=iso(stamp),
         imd_edition=ref.imd_edition,
@@ -208,9 +208,11 @@ def _group(g: GroupStat) -> GroupOut:
     )
 
 
-def _gap(report: Report) -> ImdGapOut | EthnicGapOut | None:
-    gap = report.gap
-    methods = list(report.gap_methods)
+def gap_out(
+    gap: ImdGap | EthnicGap | None, gap_methods: Sequence[str]
+) -> ImdGapOut | EthnicGapOut | None:
+    """The gap as served, for the signed-in and the public (controlled) answers alike."""
+    methods = list(gap_methods)
     if isinstance(gap, ImdGap):
         return ImdGapOut(
             most_deprived=gap.most,

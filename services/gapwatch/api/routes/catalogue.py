@@ -9,6 +9,7 @@ from gapwatch.api.deps import ContextDep
 from gapwatch.api.schemas import BreakdownOut, IcbOut, IndicatorOut
 from gapwatch.core.access import Role
 from gapwatch.core.indicators import BREAKDOWNS, CATALOGUE
+from gapwatch.core.refdata import Icb
 
 SIGNED_IN: tuple[Role, ...] = ("national", "icb", "trust")
 """Roles that read the signed-in API (a public token reads /v1/public only)."""
@@ -53,13 +54,17 @@ async def icbs(ctx: ContextDep, viewer: ViewerDep) -> list[IcbOut]:
     else:
         visible = set(ctx.ref.icbs)
     return [
-        IcbOut(
-            ods_code=i.ods_code,
-            ons_code=i.ons_code,
-            name=i.name,
-            region_ods_code=i.region_ods_code,
-            region_name=i.region_name,
-        )
+        icb_out(i)
         for i in sorted(ctx.ref.icbs.values(), key=lambda i: i.ods_code)
         if i.ods_code in visible
     ]
+
+
+def icb_out(i: Icb) -> IcbOut:
+    return IcbOut(
+        ods_code=i.ods_code,
+        ons_code=i.ons_code,
+        name=i.name,
+        region_ods_code=i.region_ods_code,
+        region_name=i.region_name,
+    )

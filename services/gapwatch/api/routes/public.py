@@ -23,7 +23,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Query as QueryParam
 
-from gapwatch.api.answers import DAYS_PER_YEAR, JSON, Query
+from gapwatch.api.answers import DAYS_PER_YEAR, JSON, Query, gap_out
 from gapwatch.api.count_cache import CachedAnswer
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.public_schemas import (
@@ -33,14 +33,12 @@ from gapwatch.api.public_schemas import (
     PublicValuesOut,
     PublicWindowOut,
 )
+from gapwatch.api.routes.catalogue import icb_out
 from gapwatch.api.routes.indicators import _icb_code
 from gapwatch.api.schemas import (
     BenchmarkOut,
     BreakdownOut,
-    EthnicComparisonOut,
-    EthnicGapOut,
     IcbOut,
-    ImdGapOut,
     ProblemOut,
 )
 from gapwatch.api.timefmt import iso
@@ -50,8 +48,7 @@ from gapwatch.core.counting import ENGLAND
 from gapwatch.core.errors import StatisticsError
 from gapwatch.core.group_stats import ReportOptions
 from gapwatch.core.indicators import BREAKDOWNS, CATALOGUE
-from gapwatch.core.inequality import EthnicGap, ImdGap
-from gapwatch.core.public_report import PublicGroup, PublicReport, build_public_report
+from gapwatch.core.public_report import PublicGroup, build_public_report
 from gapwatch.core.report import area_total
 from gapwatch.core.windows import DAY_MS, Window, decompose
 
@@ -91,16 +88,7 @@ async def public_indicators() -> list[PublicIndicatorOut]:
 
 @router.get("/icbs", summary="Integrated care boards (April 2024)")
 async def public_icbs(ctx: ContextDep) -> list[IcbOut]:
-    return [
-        IcbOut(
-            ods_code=i.ods_code,
-            ons_code=i.ons_code,
-            name=i.name,
-            region_ods_code=i.region_ods_code,
-            region_name=i.region_name,
-        )
-        for i in sorted(ctx.ref.icbs.values(), key=lambda i: i.ods_code)
-    ]
+    return [icb_out(i) for i in sorted(ctx.ref.icbs.values(), key=lambda i: i.ods_code)]
 
 
 @router.get(
@@ -211,7 +199,7 @@ async def controlled_values(
         ),
         groups=[_group(g) for g in report.groups],
         total=_group(report.total),
-        gap=_gap(report),
+        gap=gap_out(report.gap, report.gap_methods),
         benchmark=BenchmarkOut(
             area=bench.area,
             value=bench.estimate.value,
@@ -247,47 +235,3 @@ def _group(g: PublicGroup) -> PublicGroupOut:
         suppressed=g.suppressed,
         note=g.stat.note,
     )
-
-
-def _gap(report: PublicReport) -> ImdGapOut | EthnicGapOut | None:
-    gap = report.gap
-    methods = list(report.gap_methods)
-    if isinstance(gap, ImdGap):
-        return ImdGapOut(
-            most_deprived=gap.most,
-            least_deprived=gap.least,
-            confidence=gap.level,
-            absolute=gap.absolute.value,
-            absolute_lower=gap.absolute.lower,
-            absolute_upper=gap.absolute.upper,
-            ratio=gap.ratio.value,
-            ratio_lower=gap.ratio.lower,
-            ratio_upper=gap.ratio.upper,
-            sii=gap.sii.value,
-            sii_lower=gap.sii.lower,
-            sii_upper=gap.sii.upper,
-            rii=gap.rii.value,
-            rii_lower=gap.rii.lower,
-            rii_upper=gap.rii.upper,
-            note=gap.note,
-            method=methods,
-        )
-    if isinstance(gap, EthnicGap):
-        return EthnicGapOut(
-            reference=gap.reference,
-            confidence=gap.level,
-            comparisons=[
-                EthnicComparisonOut(
-                    group=c.group,
-                    difference=c.difference.value,
-                    difference_lower=c.difference.lower,
-                    difference_upper=c.difference.upper,
-                    ratio=c.ratio.value,
-                    ratio_lower=c.ratio.lower,
-                    ratio_upper=c.ratio.upper,
-                )
-                for c in gap.comparisons
-            ],
-            method=methods,
-        )
-    return None

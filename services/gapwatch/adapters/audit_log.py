@@ -39,6 +39,16 @@ _MAX_BUFFER: Final = 100_000
 the stream (they are still in the log) and the drop is logged."""
 
 
+class _AsJson:
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return json.dumps(self.fields, separators=(",", ":"))
+
+
 def audit_key(namespace: str) -> str:
     return f"gwaudit:{{{namespace}}}:log"
 
@@ -49,7 +59,8 @@ class AuditLog:
         self.key = audit_key(namespace)
         self.retention_ms = retention_ms
         self._trim = client.register_script(_TRIM)
-        self._pending: list[AuditEntry] = []
+        self._pending: list[dict[Any, Any]] = []
+        """Entries as stream fields, in order, not yet written."""
         self.dropped = 0
 
     @classmethod
@@ -59,8 +70,10 @@ class AuditLog:
 
     def record(self, entry: AuditEntry) -> None:
         """Log now; append to the stream at the next flush."""
-        logger.info("audit %s", json.dumps(entry.fields(), separators=(",", ":")))
-        self._pending.append(entry)
+        fields = entry.fields()
+        # Formatted only when a handler takes it (logging's lazy %s).
+        logger.info("audit %s", _AsJson(fields))
+        self._pending.append(fields)
         if len(self._pending) > _MAX_BUFFER:
             drop = len(self._pending) - _MAX_BUFFER
             del self._pending[:drop]
@@ -74,8 +87,7 @@ class AuditLog:
         batch, self._pending = self._pending, []
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                for entry in batch:
-                    fields: dict[Any, Any] = entry.fields()
+                for fields in batch:
                     pipe.xadd(self.key, fields)
                 await pipe.execute()
             await self._trim(keys=[self.key], args=[self.retention_ms])

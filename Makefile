@@ -11,7 +11,7 @@ help: ## list the targets
 
 $(PY):
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools  # the venv's bundled setuptools has known CVEs (make audit-deps)
 
 install: $(PY) ## create .venv and install gapwatch with its dev tools
 	$(PY) -m pip install --quiet -e ".[dev]"

@@ -30,6 +30,8 @@ __all__ = [
     "POSTCODE",
     "POSTCODE_MARK",
     "POSTCODE_FIELD",
+    "EVENT_TEXT_FIELDS",
+    "event_identifier_fields",
     "identifier_fields",
     "identifier_kind",
     "is_full_postcode",
@@ -149,6 +151,54 @@ def identifier_fields(record: Mapping[str, object]) -> list[tuple[str, str]]:
         if size < 5 or (size > _NHS_MAX_CHARS and not _padded(value)):
             continue
         kind = identifier_kind(value)
+        if kind is not None and not (kind == POSTCODE and name == POSTCODE_FIELD):
+            found.append((name, kind))
+    return found
+
+
+EVENT_TEXT_FIELDS: Final = (
+    "event_id",
+    "provider_code",
+    "person_key",
+    "sex",
+    "ethnic_category",
+    "lsoa_code",
+    "lsoa_vintage",
+    "postcode",
+    "site_code",
+    "attendance_status",
+    "admission_method",
+    "ed_department_type",
+)
+"""The EncounterEvent fields a trust can put free text in: its strings, not its enums
+(event_type, dataset: Avro accepts only their symbols) nor its numbers. A unit test holds
+this to the schema in schemas/, so a new string field cannot be missed."""
+
+
+def event_identifier_fields(event: Mapping[str, object]) -> list[tuple[str, str]]:
+    """``identifier_fields`` for a decoded EncounterEvent, on the ingest hot path.
+
+    The same answer (a property test holds it), over ``EVENT_TEXT_FIELDS`` only, with the
+    commonest values ruled out inline: an LSOA or ODS code starts with a letter and ends
+    with a digit, so it is neither an NHS number nor a postcode. About 30% cheaper than
+    the general loop (measured alternately on seeded scenario events: 2.4-2.6 us
+    against 3.0-4.1 us on a loaded 2-core machine). Two faster-looking designs, one
+    regex over all of an event's strings and a set of values known safe, were slower.
+    """
+    found: list[tuple[str, str]] = []
+    for name in EVENT_TEXT_FIELDS:
+        text = event.get(name)
+        if not isinstance(text, str):
+            continue
+        size = len(text)
+        if size < 5:
+            continue
+        if size > _NHS_MAX_CHARS:
+            if not _padded(text):
+                continue
+        elif text[-1].isdigit() and text[0].isalpha():
+            continue
+        kind = identifier_kind(text)
         if kind is not None and not (kind == POSTCODE and name == POSTCODE_FIELD):
             found.append((name, kind))
     return found

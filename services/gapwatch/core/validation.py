@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from gapwatch.core.identifiers import identifier_fields, redact
+from gapwatch.core.identifiers import event_identifier_fields, redact
 
 __all__ = ["REASONS", "Limits", "Rejection", "validate"]
 
@@ -64,7 +64,7 @@ def validate(record: Mapping[str, object], now_ms: int, limits: Limits) -> Rejec
 
     A rejection's detail names fields and kinds. It never quotes an identifier.
     """
-    misplaced = identifier_fields(record)
+    misplaced = event_identifier_fields(record)
     if misplaced:
         return Rejection(
             "identifier_in_field", "; ".join(f"{kind} in {name}" for name, kind in misplaced)

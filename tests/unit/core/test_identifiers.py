@@ -250,3 +250,35 @@ def test_redacted_text_keeps_no_identifier_and_never_grows(
         assert inner.strip() not in cleaned
         assert nhs not in cleaned.replace(" ", "").replace("-", "")
         assert postcode.replace(" ", "") not in "".join(cleaned.upper().split())
+
+
+def test_the_hot_path_checks_every_free_text_field_of_the_schema() -> None:
+    """EVENT_TEXT_FIELDS is the schema's string fields (enums and numbers cannot carry
+    an identifier), so a field added to the schema cannot slip past the worker's check."""
+    import json
+
+    from gapwatch.core.identifiers import EVENT_TEXT_FIELDS
+    from gapwatch.settings import repo_root
+
+    schema = json.loads(
+        (repo_root() / "schemas" / "gapwatch.events.EncounterEvent.avsc").read_text()
+    )
+
+    def is_text(t: object) -> bool:
+        return t == "string" or (isinstance(t, list) and "string" in t)
+
+    assert set(EVENT_TEXT_FIELDS) == {f["name"] for f in schema["fields"] if is_text(f["type"])}
+
+
+@given(st.data())
+def test_the_hot_path_finds_what_the_general_check_finds(data: st.DataObject) -> None:
+    from gapwatch.core.identifiers import EVENT_TEXT_FIELDS, event_identifier_fields
+
+    values = st.one_of(
+        st.none(),
+        st.text(max_size=30),
+        st.sampled_from(["9434765919", " 943 476 5919 ", "M15 4AB", "m154ab", "E01000101", "R0A"]),
+        st.uuids().map(str),
+    )
+    event = {name: data.draw(values) for name in EVENT_TEXT_FIELDS}
+    assert event_identifier_fields(event) == identifier_fields(event)

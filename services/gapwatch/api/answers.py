@@ -175,7 +175,7 @@ def _present(
         groups=[_group(g) for g in report.groups],
         total=_group(report.total),
         gap=gap_out(report.gap, report.gap_methods),
-        benchmark=_benchmark(bench),
+        benchmark=benchmark_out(bench),
         as_of=iso(stamp),
         imd_edition=ref.imd_edition,
         geography=ref.geography,
@@ -254,7 +254,8 @@ def gap_out(
     return None
 
 
-def _benchmark(bench: Benchmark | None) -> BenchmarkOut | None:
+def benchmark_out(bench: Benchmark | None) -> BenchmarkOut | None:
+    """England as the benchmark, for the signed-in and the public answers alike."""
     if bench is None:
         return None
     at95 = bench.estimate.find(0.95)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gapwatch.adapters.refdata_files import FILES
 from gapwatch.core.identifiers import (
+    EVENT_TEXT_FIELDS,
     NHS_NUMBER,
     POSTCODE,
     identifier_fields,
@@ -37,20 +38,7 @@ POSTCODES = [
     "EC1A 1BB",  # AA9A 9AA
     "GIR 0AA",
 ]
-STRING_FIELDS = [
-    "event_id",
-    "provider_code",
-    "person_key",
-    "sex",
-    "ethnic_category",
-    "lsoa_code",
-    "lsoa_vintage",
-    "postcode",
-    "site_code",
-    "attendance_status",
-    "admission_method",
-    "ed_department_type",
-]
+STRING_FIELDS = list(EVENT_TEXT_FIELDS)
 """The EncounterEvent fields of type string (enums aside)."""
 PROPERTY = settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Query as QueryParam
 
-from gapwatch.api.answers import DAYS_PER_YEAR, JSON, Query, gap_out
+from gapwatch.api.answers import DAYS_PER_YEAR, JSON, Query, benchmark_out, gap_out
 from gapwatch.api.count_cache import CachedAnswer
 from gapwatch.api.deps import Context, ContextDep
 from gapwatch.api.public_schemas import (
@@ -36,7 +36,6 @@ from gapwatch.api.public_schemas import (
 from gapwatch.api.routes.catalogue import icb_out
 from gapwatch.api.routes.indicators import _icb_code
 from gapwatch.api.schemas import (
-    BenchmarkOut,
     BreakdownOut,
     IcbOut,
     ProblemOut,
@@ -181,7 +180,6 @@ async def controlled_values(
         ind, england.counts, ref.population, tuple(ref.icbs), years, query.options
     )
     bench = benchmark(ind, report.total.stat, england_total, standardised=False)
-    england95 = bench.estimate.find(0.95)
     elapsed_ms = max(min(query.window.end_ms, as_of_ms) - query.window.start_ms, 0)
     return PublicValuesOut(
         icb=icb,
@@ -200,15 +198,7 @@ async def controlled_values(
         groups=[_group(g) for g in report.groups],
         total=_group(report.total),
         gap=gap_out(report.gap, report.gap_methods),
-        benchmark=BenchmarkOut(
-            area=bench.area,
-            value=bench.estimate.value,
-            lower95=england95.lower if england95 else None,
-            upper95=england95.upper if england95 else None,
-            significance=bench.significance,
-            assessment=bench.assessment,
-            method=bench.method,
-        ),
+        benchmark=benchmark_out(bench),
         as_of=iso(as_of_ms),
         imd_edition=ref.imd_edition,
         geography=ref.geography,
